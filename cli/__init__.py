@@ -1,0 +1,1 @@
+"""The `credflow` command line: run extractions, run a worker, manage keys."""

@@ -1,0 +1,166 @@
+"""Seal secret values with the workers' key ring (AES-256-GCM).
+
+A key ring holds one key that seals and any number of older keys that still
+unseal, so keys can be rotated without breaking running or replayed work.
+Every sealed value records the id of the key that sealed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from credentials.errors import KeyRingError, SealingError
+
+KEYS_ENV = "CREDFLOW_KEYS"
+KEYS_FILE_ENV = "CREDFLOW_KEYS_FILE"
+SEALED_PREFIX = "sealed:v1:"
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NONCE_BYTES = 12
+
+
+class KeyRing:
+    """AES-256-GCM keys by id: the first one seals, all of them unseal."""
+
+    def __init__(self, keys: Mapping[str, bytes], *, active: str) -> None:
+        if active not in keys:
+            raise KeyRingError(f"the active key id {active!r} is not in the ring")
+        for key_id, key in keys.items():
+            if not _KEY_ID.match(key_id):
+                raise KeyRingError(
+                    f"key id {key_id!r} is not valid: use 1-64 letters, digits, "
+                    "'_', '.' or '-'"
+                )
+            if len(key) != 32:
+                raise KeyRingError(
+                    f"key {key_id!r} is {len(key)} bytes; AES-256 needs 32 bytes "
+                    "(generate one with `credflow keys generate`)"
+                )
+        self._keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self.active = active
+
+    def __repr__(self) -> str:
+        return f"KeyRing(active={self.active!r}, key_ids={self.key_ids!r})"
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._keys)
+
+    @classmethod
+    def generate(cls, key_id: str = "k1") -> KeyRing:
+        return cls({key_id: AESGCM.generate_key(bit_length=256)}, active=key_id)
+
+    @classmethod
+    def parse(cls, text: str) -> KeyRing:
+        """Read `id:base64key,id:base64key`; the first entry seals."""
+        keys: dict[str, bytes] = {}
+        entries = [part.strip() for part in re.split(r"[,\n]", text) if part.strip()]
+        if not entries:
+            raise KeyRingError("the key ring is empty")
+        for entry in entries:
+            key_id, sep, encoded = entry.partition(":")
+            if not sep:
+                raise KeyRingError(
+                    "a key ring entry has no id: write each key as id:base64key"
+                )
+            try:
+                keys[key_id.strip()] = base64.b64decode(encoded.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                # The entry is a key: never quote it back.
+                raise KeyRingError(
+                    f"key {key_id.strip()!r} is not valid base64"
+                ) from None
+        first = entries[0].partition(":")[0].strip()
+        return cls(keys, active=first)
+
+    def seal(self, plaintext: str, *, purpose: str) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        ciphertext = self._keys[self.active].encrypt(
+            nonce, plaintext.encode(), purpose.encode()
+        )
+        blob = base64.urlsafe_b64encode(nonce + ciphertext).decode()
+        return f"{SEALED_PREFIX}{self.active}:{blob}"
+
+    def unseal(self, sealed: str, *, purpose: str) -> str:
+        if not sealed.startswith(SEALED_PREFIX):
+            raise SealingError("the value is not sealed with a credflow key ring")
+        key_id, _, blob = sealed[len(SEALED_PREFIX) :].partition(":")
+        aead = self._keys.get(key_id)
+        if aead is None:
+            raise SealingError(
+                f"the value was sealed with key {key_id!r}, which this worker's "
+                f"key ring ({', '.join(self._keys)}) does not hold; add the old "
+                "key to the ring (after the active one) to read it"
+            )
+        try:
+            raw = base64.urlsafe_b64decode(blob.encode())
+            plaintext = aead.decrypt(
+                raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.encode()
+            )
+        except (InvalidTag, ValueError, binascii.Error):
+            raise SealingError(
+                f"the value sealed with key {key_id!r} does not decrypt: the key "
+                "with that id differs from the one that sealed it, or the value "
+                "was altered"
+            ) from None
+        return plaintext.decode()
+
+
+def generate_key_text(key_id: str = "k1") -> str:
+    """A new key in the `id:base64key` form that `KeyRing.parse` reads."""
+    if not _KEY_ID.match(key_id):
+        raise KeyRingError(f"key id {key_id!r} is not valid")
+    key = AESGCM.generate_key(bit_length=256)
+    return f"{key_id}:{base64.b64encode(key).decode()}"
+
+
+def load_key_ring(environ: Mapping[str, str] | None = None) -> KeyRing:
+    """The key ring from CREDFLOW_KEYS, or from the file CREDFLOW_KEYS_FILE names."""
+    env = os.environ if environ is None else environ
+    if env.get(KEYS_ENV):
+        return KeyRing.parse(env[KEYS_ENV])
+    if env.get(KEYS_FILE_ENV):
+        path = Path(env[KEYS_FILE_ENV])
+        try:
+            return KeyRing.parse(path.read_text())
+        except OSError as exc:
+            raise KeyRingError(
+                f"cannot read the key ring file {str(path)!r} named by "
+                f"{KEYS_FILE_ENV}: {exc.strerror}"
+            ) from None
+    raise KeyRingError(
+        f"no key ring: set {KEYS_ENV} to `id:base64key[,id:base64key...]` or "
+        f"{KEYS_FILE_ENV} to a file holding it (generate a key with "
+        "`credflow keys generate`)"
+    )
+
+
+_installed: KeyRing | None = None
+_lock = threading.Lock()
+
+
+def install_key_ring(ring: KeyRing | None) -> None:
+    """Make `ring` the one that credential payloads are sealed with in this process."""
+    global _installed
+    with _lock:
+        _installed = ring
+
+
+def installed_key_ring() -> KeyRing:
+    ring = _installed
+    if ring is None:
+        raise SealingError(
+            "a credential cannot be serialized in plaintext and no key ring is "
+            "installed in this process: start the worker or client with a key ring"
+        )
+    return ring

@@ -1,0 +1,88 @@
+"""Put secret values in place of the key names a connection description holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from credentials.errors import KeyNameError, SecretFormatError
+
+
+def _near_match(wanted: str, available: list[str]) -> str | None:
+    folded = wanted.strip().casefold()
+    for name in available:
+        if name.strip().casefold() == folded:
+            return name
+    return None
+
+
+def _lookup(values: Mapping[str, Any], key_name: str) -> tuple[bool, Any]:
+    # A literal key that contains a dot wins over the path it spells.
+    if key_name in values:
+        return True, values[key_name]
+    node: Any = values
+    for part in key_name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def key_names(values: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every key name in the secret, nested ones as dotted paths."""
+    names: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        names.append(path)
+        if isinstance(value, Mapping):
+            names.extend(key_names(value, prefix=f"{path}."))
+    return names
+
+
+def substitute(
+    values: Mapping[str, Any],
+    references: Mapping[str, str],
+    *,
+    secret_label: str,
+    hidden_fields: frozenset[str] = frozenset({"password"}),
+) -> dict[str, str]:
+    """Map each field to the value its key name points at in the secret.
+
+    `references` maps a field (username, password, ...) to a key name. The error
+    for a missing key name lists the secret's key names, never its values, and
+    does not repeat the reference of a hidden field: a password typed where its
+    key name belongs must not end up in an error message.
+    """
+    resolved: dict[str, str] = {}
+    missing: list[tuple[str, str]] = []
+    for field, key_name in references.items():
+        found, value = _lookup(values, key_name)
+        if not found:
+            missing.append((field, key_name))
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise SecretFormatError(
+                f"key {key_name!r} of secret {secret_label} (used for the {field}) "
+                f"holds a {type(value).__name__}, not a string or a number: point "
+                "the key name at a string value"
+            )
+        resolved[field] = str(value)
+
+    if missing:
+        available = key_names(values)
+        parts = []
+        for field, key_name in missing:
+            shown = (
+                f"the {field} key name you entered ({len(key_name)} characters)"
+                if field in hidden_fields
+                else f"the {field} key name {key_name!r}"
+            )
+            hint = _near_match(key_name, available)
+            near = f" (did you mean {hint!r}? key names match exactly)" if hint else ""
+            parts.append(f"{shown} is not in the secret{near}")
+        raise KeyNameError(
+            f"{'; '.join(parts)}. Secret {secret_label} has the key names: "
+            f"{', '.join(repr(n) for n in available) or '(none)'}. Enter the key "
+            "names, not the values, in the username and password fields"
+        )
+    return resolved

@@ -1,0 +1,1 @@
+"""SQL dialect knowledge: the catalog queries each database needs."""

@@ -1,0 +1,120 @@
+"""Build and run a credflow worker: its activities, workflow and data converter.
+
+Run it with `python worker.py` (or `credflow worker`); it reads its settings
+from the environment (see the README's configuration section).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.worker import Worker
+
+from activities import ALL_ACTIVITIES
+from credentials.sealing import KeyRing, install_key_ring, load_key_ring
+from workflows import ALL_WORKFLOWS
+
+TASK_QUEUE = "credflow-extraction"
+
+log = logging.getLogger("credflow.worker")
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    """Where the Temporal cluster is and how to reach it."""
+
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = TASK_QUEUE
+    api_key: str | None = field(default=None, repr=False)
+    tls: bool = False
+    max_concurrent_activities: int = 16
+
+    @classmethod
+    def from_env(cls) -> TemporalSettings:
+        env = os.environ
+        api_key = env.get("CREDFLOW_TEMPORAL_API_KEY") or None
+        return cls(
+            address=env.get("CREDFLOW_TEMPORAL_ADDRESS", cls.address),
+            namespace=env.get("CREDFLOW_TEMPORAL_NAMESPACE", cls.namespace),
+            task_queue=env.get("CREDFLOW_TASK_QUEUE", cls.task_queue),
+            api_key=api_key,
+            # Temporal Cloud with an API key always needs TLS.
+            tls=env.get("CREDFLOW_TEMPORAL_TLS", "").lower() in {"1", "true", "yes"}
+            or api_key is not None,
+            max_concurrent_activities=int(
+                env.get("CREDFLOW_MAX_CONCURRENT_ACTIVITIES", "16")
+            ),
+        )
+
+
+def data_converter(key_ring: KeyRing) -> DataConverter:
+    """Pydantic payloads; credential fields sealed with `key_ring`."""
+    install_key_ring(key_ring)
+    return pydantic_data_converter
+
+
+async def connect(settings: TemporalSettings, key_ring: KeyRing) -> Client:
+    return await Client.connect(
+        settings.address,
+        namespace=settings.namespace,
+        api_key=settings.api_key,
+        tls=settings.tls,
+        data_converter=data_converter(key_ring),
+    )
+
+
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str = TASK_QUEUE,
+    max_concurrent_activities: int = 16,
+) -> Worker:
+    """A worker for the extraction workflow and all its activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=ALL_WORKFLOWS,
+        activities=ALL_ACTIVITIES,
+        # The activities are synchronous (boto3, psycopg): they run on threads.
+        activity_executor=ThreadPoolExecutor(max_concurrent_activities),
+        max_concurrent_activities=max_concurrent_activities,
+    )
+
+
+async def run_worker(settings: TemporalSettings, key_ring: KeyRing) -> None:
+    client = await connect(settings, key_ring)
+    worker = build_worker(
+        client,
+        task_queue=settings.task_queue,
+        max_concurrent_activities=settings.max_concurrent_activities,
+    )
+    log.info(
+        "worker polling %s on %s (namespace %s), key ring %s",
+        settings.task_queue,
+        settings.address,
+        settings.namespace,
+        key_ring.key_ids,
+    )
+    await worker.run()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("CREDFLOW_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Refuse to start without keys: credentials could not be sealed otherwise.
+    key_ring = load_key_ring()
+    asyncio.run(run_worker(TemporalSettings.from_env(), key_ring))
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,6 +122,63 @@ class AwsSecretsManagerProvider:
             version_stages=tuple(response.get("VersionStages", ())),
             read_at=datetime.now(UTC),
         )
+
+    def describe(self, connection: ConnectionDescription) -> SecretDescription:
+        """DescribeSecret: the secret's versions and rotation state, never its value."""
+        location = locate(connection.secret_arn, connection.region)
+        client = self.client(location.region, connection.aws_endpoint_url)
+        request = {"SecretId": location.secret_id}
+        try:
+            response = client.describe_secret(**request)
+        except botocore.exceptions.ClientError as exc:
+            raise map_client_error(exc, location, request) from None
+        except _NETWORK as exc:
+            raise errors.SecretStoreUnavailableError(
+                f"could not reach Secrets Manager in {location.region} "
+                f"({type(exc).__name__}) while describing {location.secret_id!r}: "
+                "check the network path to the endpoint; retrying with backoff"
+            ) from None
+        except (
+            botocore.exceptions.NoCredentialsError,
+            botocore.exceptions.PartialCredentialsError,
+        ):
+            raise errors.AwsIdentityError(
+                f"no AWS credentials were found to describe {location.secret_id!r}: "
+                "configure the worker's AWS identity"
+            ) from None
+        return SecretDescription(
+            arn=response["ARN"],
+            name=response["Name"],
+            region=location.region,
+            versions={
+                version: tuple(stages)
+                for version, stages in response.get("VersionIdsToStages", {}).items()
+            },
+            rotation_enabled=bool(response.get("RotationEnabled")),
+            last_rotated=response.get("LastRotatedDate"),
+            deleted_date=response.get("DeletedDate"),
+            kms_key_id=response.get("KmsKeyId"),
+        )
+
+
+@dataclass(frozen=True)
+class SecretDescription:
+    """What DescribeSecret says of a secret: no value, only its metadata."""
+
+    arn: str
+    name: str
+    region: str
+    versions: dict[str, tuple[str, ...]]  # version id -> its stages
+    rotation_enabled: bool = False
+    last_rotated: datetime | None = None
+    deleted_date: datetime | None = None
+    kms_key_id: str | None = None
+
+    def version_with_stage(self, stage: str) -> str | None:
+        for version_id, stages in self.versions.items():
+            if stage in stages:
+                return version_id
+        return None
 
 
 def parse_secret(response: dict[str, Any], location: SecretLocation) -> dict[str, Any]:

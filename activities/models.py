@@ -28,6 +28,23 @@ class ResolveRequest(BaseModel):
     rejected_version_ids: list[str] = Field(default_factory=list)
 
 
+class Resolution(BaseModel):
+    """What the resolve activity found: a credential to try, and what it cost.
+
+    `credential` is None when every version the secret offers was already
+    rejected during the step; `can_change` then says whether waiting for a new
+    version can help (not for values typed in or a version pinned by id).
+    """
+
+    credential: ResolvedCredential | None = None
+    # The stage the version was chosen by (AWSCURRENT, AWSPENDING), if any.
+    stage: str | None = None
+    can_change: bool = True
+    from_cache: bool = False
+    get_secret_value_calls: int = 0
+    describe_secret_calls: int = 0
+
+
 class StepRequest(BaseModel):
     step: str
     credential: ResolvedCredential

@@ -7,19 +7,31 @@ resolves again and repeats, a bounded number of times with backoff.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import LOGIN_REJECTED
-    from activities.models import STEPS, ResolveRequest, StepRequest, StepResult
-    from credentials.models import ResolvedCredential
+    from activities.models import (
+        STEPS,
+        Resolution,
+        ResolveRequest,
+        StepRequest,
+        StepResult,
+    )
     from workflows import policies
-    from workflows.models import ExtractionManifest, ExtractionRequest, StepRecord
+    from workflows.models import (
+        ExtractionManifest,
+        ExtractionRequest,
+        LoginRetry,
+        StepRecord,
+    )
 
 CREDENTIALS_REJECTED = "CredentialsRejected"
+# What a rejected login records when the values were typed in (no version).
+TYPED_IN = "(typed in)"
 
 
 def _application_cause(err: ActivityError) -> ApplicationError | None:
@@ -82,11 +94,15 @@ class SqlExtractionWorkflow:
             steps=self._records,
             objects=objects,
             files=sum(len(r.files) for r in self._records),
+            steps_re_resolved=sum(r.resolutions > 1 for r in self._records),
+            failed_logins=sum(r.failed_logins for r in self._records),
+            get_secret_value_calls=sum(r.get_secret_value_calls for r in self._records),
+            describe_secret_calls=sum(r.describe_secret_calls for r in self._records),
         )
 
     async def _resolve(
         self, request: ExtractionRequest, step: str, rejected: list[str]
-    ) -> ResolvedCredential:
+    ) -> Resolution:
         try:
             return await workflow.execute_activity(
                 "resolve_credentials",
@@ -95,7 +111,7 @@ class SqlExtractionWorkflow:
                     step=step,
                     rejected_version_ids=rejected,
                 ),
-                result_type=ResolvedCredential,
+                result_type=Resolution,
                 start_to_close_timeout=policies.RESOLVE_TIMEOUT,
                 retry_policy=policies.RESOLVE_RETRY,
             )
@@ -115,8 +131,37 @@ class SqlExtractionWorkflow:
     ) -> tuple[StepRecord, StepResult]:
         retry = request.login_retry
         rejected: list[str] = []
-        for attempt in range(1, retry.max_attempts + 1):
-            credential = await self._resolve(request, step, rejected)
+        resolutions = logins = waits = 0
+        reads = describes = 0
+        deadline: datetime | None = None
+
+        while True:
+            resolution = await self._resolve(request, step, rejected)
+            resolutions += 1
+            reads += resolution.get_secret_value_calls
+            describes += resolution.describe_secret_calls
+            credential = resolution.credential
+
+            if credential is None:
+                # Every version the secret offers was rejected in this step:
+                # wait for a new one rather than try a rejected one again.
+                assert deadline is not None  # only after a rejection
+                left = (deadline - workflow.now()).total_seconds()
+                if not resolution.can_change:
+                    raise self._disagree(request, step, rejected, "cannot change")
+                if left <= 0:
+                    raise self._disagree(request, step, rejected, "waited")
+                waits += 1
+                pause = min(self._backoff(retry, waits), timedelta(seconds=left))
+                workflow.logger.info(
+                    "step %s: no untried secret version yet, asking again in %.1fs",
+                    step,
+                    pause.total_seconds(),
+                )
+                await workflow.sleep(pause)
+                continue
+
+            logins += 1
             try:
                 result = await workflow.execute_activity(
                     f"extract_{step}",
@@ -138,16 +183,22 @@ class SqlExtractionWorkflow:
                 cause = _application_cause(err)
                 if cause is None or cause.type != LOGIN_REJECTED:
                     raise
-                rejected.append(credential.version_id or "(typed in)")
+                rejected.append(credential.version_id or TYPED_IN)
+                if deadline is None:
+                    deadline = workflow.now() + timedelta(
+                        seconds=retry.max_wait_seconds
+                    )
                 workflow.logger.warning(
-                    "step %s: login rejected with secret version %s (attempt %d/%d)",
+                    "step %s: login rejected with secret version %s (login %d/%d)",
                     step,
                     credential.version_id,
-                    attempt,
+                    logins,
                     retry.max_attempts,
                 )
-                if attempt < retry.max_attempts:
-                    await workflow.sleep(self._backoff(retry, attempt))
+                if logins >= retry.max_attempts:
+                    raise self._disagree(request, step, rejected, "attempts") from None
+                # No wait here: another version (AWSPENDING during a rotation)
+                # may already be there, and waiting would only slow the step.
                 continue
 
             record = StepRecord(
@@ -156,26 +207,48 @@ class SqlExtractionWorkflow:
                 files=result.files,
                 counts_by_kind=result.counts_by_kind,
                 secret_version_id=result.secret_version_id,
-                resolutions=attempt,
+                resolutions=resolutions,
                 rejected_version_ids=rejected,
+                secret_version_stage=resolution.stage,
+                failed_logins=len(rejected),
+                get_secret_value_calls=reads,
+                describe_secret_calls=describes,
                 seconds=result.seconds,
             )
             return record, result
 
-        raise ApplicationError(
-            f"the database kept rejecting the login for step {step} after "
-            f"{retry.max_attempts} resolutions (secret versions tried: "
-            f"{', '.join(dict.fromkeys(rejected))}): check that the password in the "
-            "secret matches the database user's password, that the user may log in "
-            "to this database, and whether a rotation is stuck",
+    @staticmethod
+    def _disagree(
+        request: ExtractionRequest, step: str, rejected: list[str], why: str
+    ) -> ApplicationError:
+        retry = request.login_retry
+        reasons = {
+            "attempts": f"after {len(rejected)} rejected logins (login_retry."
+            "max_attempts, the bound that keeps the account clear of lockout)",
+            "waited": f"and no version it had not tried appeared within "
+            f"{retry.max_wait_seconds:g}s (login_retry.max_wait_seconds)",
+            "cannot change": "and no other version can appear (the values are "
+            "typed in, or the connection pins a version id)",
+        }
+        tried = ", ".join(dict.fromkeys(rejected))
+        secret = request.connection.secret_arn or "(typed in)"
+        return ApplicationError(
+            f"the secret and the database disagree for step {step}: the database "
+            f"rejected the login with every secret version tried ({tried}) of "
+            f"{secret}, {reasons[why]}. Check that the password in the secret "
+            "matches the database user's password, that a rotation reached the "
+            "database (its setSecret step) and is not stuck, and that the user may "
+            "log in to this database",
+            {"rejected_version_ids": list(dict.fromkeys(rejected))},
             type=CREDENTIALS_REJECTED,
             non_retryable=True,
         )
 
     @staticmethod
-    def _backoff(retry, attempt: int) -> timedelta:
+    def _backoff(retry: LoginRetry, attempt: int) -> timedelta:
         base = min(
             retry.max_seconds, retry.initial_seconds * retry.multiplier ** (attempt - 1)
         )
-        # Full jitter from the workflow's deterministic random source.
+        # Half fixed, half jitter, from the workflow's deterministic random
+        # source: many waiting steps spread out but none retries at once.
         return timedelta(seconds=base * (0.5 + workflow.random().random() / 2))

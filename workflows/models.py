@@ -11,14 +11,22 @@ from credentials.models import ConnectionDescription
 
 
 class LoginRetry(BaseModel):
-    """How a step that fails to log in is re-resolved and repeated."""
+    """How a step that fails to log in is re-resolved and repeated.
+
+    After a rejected login the step resolves again at once and tries any
+    version not yet rejected in the step. When there is none, it waits with
+    capped, jittered backoff for a new version, for at most `max_wait_seconds`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Logins tried per step, rejected ones included: the lockout bound.
     max_attempts: int = Field(default=5, ge=1, le=100)
     initial_seconds: float = Field(default=1.0, ge=0)
     max_seconds: float = Field(default=30.0, ge=0)
     multiplier: float = Field(default=2.0, ge=1)
+    # How long a step waits in all for a version it has not tried yet.
+    max_wait_seconds: float = Field(default=120.0, ge=0)
 
 
 class ExtractionRequest(BaseModel):
@@ -44,6 +52,11 @@ class StepRecord(BaseModel):
     secret_version_id: str | None = None
     resolutions: int = 1
     rejected_version_ids: list[str] = Field(default_factory=list)
+    # The stage the successful version was chosen by after a rejection.
+    secret_version_stage: str | None = None
+    failed_logins: int = 0
+    get_secret_value_calls: int = 0
+    describe_secret_calls: int = 0
     seconds: float = 0.0
 
 
@@ -57,3 +70,9 @@ class ExtractionManifest(BaseModel):
     steps: list[StepRecord]
     objects: dict[str, int] = Field(default_factory=dict)
     files: int = 0
+    # Rotation: steps that resolved more than once, logins the database
+    # rejected, and what resolution cost in calls to Secrets Manager.
+    steps_re_resolved: int = 0
+    failed_logins: int = 0
+    get_secret_value_calls: int = 0
+    describe_secret_calls: int = 0

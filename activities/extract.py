@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ def connect(credential: ResolvedCredential, step: str) -> Iterator[Connection]:
     )
     where = f"{credential.host}:{credential.port}/{credential.database}"
     try:
+        _refuse_expired(credential, step, where)
         try:
             connection = engine.connect()
         except Exception as exc:
@@ -68,6 +69,23 @@ def connect(credential: ResolvedCredential, step: str) -> Iterator[Connection]:
             yield connection
     finally:
         engine.dispose()
+
+
+def _refuse_expired(credential: ResolvedCredential, step: str, where: str) -> None:
+    # An IAM token lives 15 minutes; one that expired while the step waited is
+    # treated as a rejected login, so the workflow resolves a fresh one.
+    if credential.expires_at is None:
+        return
+    now = datetime.now(UTC)
+    if credential.expires_at <= now:
+        raise ApplicationError(
+            f"the credential for step {step} at {where} expired at "
+            f"{credential.expires_at.isoformat()} before the step could log in "
+            f"(auth type {credential.auth_type}): resolving a fresh one",
+            {"secret_version_id": credential.version_id},
+            type=errors.LOGIN_REJECTED,
+            non_retryable=True,
+        )
 
 
 def _connect_error(

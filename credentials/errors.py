@@ -69,12 +69,32 @@ class AwsIdentityError(CredentialError):
     """No usable AWS credentials were found to call the secret store with."""
 
 
+class InvalidAwsCredentialsError(AwsIdentityError):
+    """AWS rejected the credentials in use: unknown key, bad signature, expired."""
+
+
+class RoleAssumptionError(CredentialError):
+    """STS refused to let the AWS identity in use assume the role given."""
+
+
+class VersionReferenceError(InvalidConnectionError):
+    """A version stage was given where a version id belongs, or the reverse."""
+
+
+class IamTokenError(CredentialError):
+    """An RDS IAM authentication token could not be generated."""
+
+
 class SecretFormatError(CredentialError):
     """The secret is not a JSON object whose values are strings or numbers."""
 
 
 class KeyNameError(CredentialError):
     """A key name in the connection description is not in the secret."""
+
+
+class DatabaseFieldError(KeyNameError):
+    """Host, port or database asked of the secret is missing or unusable there."""
 
 
 class VersionNotFoundError(SecretNotFoundError):

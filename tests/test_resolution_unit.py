@@ -120,7 +120,7 @@ def _client_error(code: str, message: str = "", status: int = 400):
         ),
         ("ThrottlingException", "", 400, errors.SecretStoreThrottledError, True),
         ("InternalServiceError", "", 500, errors.SecretStoreUnavailableError, True),
-        ("UnrecognizedClientException", "", 400, errors.AwsIdentityError, False),
+        ("UnrecognizedClientException", "", 400, errors.InvalidAwsCredentialsError, False),
     ],
 )
 def test_aws_errors_map_to_the_guide_failure_classes(

@@ -1,0 +1,277 @@
+"""The AWS identity credflow acts as: default chain, profile, static keys or a role.
+
+An assumed role's credentials are refreshed by botocore before they expire, so
+a long extraction never fails with an expired session token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import DeferredRefreshableCredentials
+
+from credentials import errors
+from credentials.models import AwsAccess, AwsAccessMode
+
+_STS_CONFIG = Config(
+    retries={"max_attempts": 2, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=15,
+    user_agent_extra="credflow",
+)
+_NETWORK = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
+
+_sessions: dict[tuple[Any, ...], boto3.session.Session] = {}
+_lock = threading.Lock()
+
+
+def describe_access(access: AwsAccess | None) -> str:
+    """How the identity is chosen, in words for an error message (no secret)."""
+    if access is None or access.mode == AwsAccessMode.DEFAULT_CHAIN:
+        return "boto3's default credential chain"
+    if access.mode == AwsAccessMode.PROFILE:
+        return f"profile {access.profile!r}"
+    if access.mode == AwsAccessMode.STATIC_KEYS:
+        return f"the static access key {access.access_key_id!r}"
+    return f"role {access.role_arn!r} assumed with STS"
+
+
+def _fingerprint(value: Any) -> str | None:
+    # Secrets take part in the cache key only as a digest.
+    if value is None:
+        return None
+    return hashlib.sha256(value.get_secret_value().encode()).hexdigest()
+
+
+def _cache_key(access: AwsAccess, region: str) -> tuple[Any, ...]:
+    return (
+        access.mode,
+        access.profile,
+        access.access_key_id,
+        _fingerprint(access.secret_access_key),
+        _fingerprint(access.session_token),
+        access.role_arn,
+        access.external_id,
+        access.role_session_name,
+        access.duration_seconds,
+        access.sts_endpoint_url,
+        region,
+    )
+
+
+def session_for(access: AwsAccess | None, region: str) -> boto3.session.Session:
+    """A boto3 session acting as the identity `access` names, shared per process.
+
+    boto3 sessions are not thread-safe for building clients, so callers build
+    their clients under their own lock; the session (and an assumed role's
+    refreshing credentials) is reused so a role is not assumed on every read.
+    """
+    access = access or AwsAccess()
+    key = _cache_key(access, region)
+    with _lock:
+        if key not in _sessions:
+            _sessions[key] = _build_session(access, region)
+        return _sessions[key]
+
+
+def forget_sessions() -> None:
+    """Drop every cached session (tests, or after the worker's identity changed)."""
+    with _lock:
+        _sessions.clear()
+
+
+def _build_session(access: AwsAccess, region: str) -> boto3.session.Session:
+    mode = access.mode
+    if mode not in {m.value for m in AwsAccessMode}:
+        raise errors.InvalidConnectionError(
+            f"aws_access mode {mode!r} is not one of "
+            f"{', '.join(repr(m.value) for m in AwsAccessMode)}"
+        )
+    if mode == AwsAccessMode.STATIC_KEYS:
+        if not access.access_key_id or access.secret_access_key is None:
+            raise errors.InvalidConnectionError(
+                "aws_access mode 'static' needs access_key_id and secret_access_key"
+            )
+        return boto3.session.Session(
+            aws_access_key_id=access.access_key_id,
+            aws_secret_access_key=access.secret_access_key.get_secret_value(),
+            aws_session_token=(
+                access.session_token.get_secret_value()
+                if access.session_token
+                else None
+            ),
+            region_name=region,
+        )
+
+    base = _profile_session(access, region)
+    if mode != AwsAccessMode.ASSUME_ROLE:
+        return base
+
+    if not access.role_arn:
+        raise errors.InvalidConnectionError(
+            "aws_access mode 'assume_role' needs role_arn (and external_id when "
+            "the role's trust policy asks for one)"
+        )
+    sts = base.client(
+        "sts",
+        region_name=region,
+        endpoint_url=access.sts_endpoint_url,
+        config=_STS_CONFIG,
+    )
+
+    def refresh() -> dict[str, str]:
+        answer = assume_role(
+            sts,
+            role_arn=access.role_arn or "",
+            external_id=access.external_id,
+            session_name=access.role_session_name,
+            duration_seconds=access.duration_seconds,
+            purpose="to read the secret",
+        )
+        return {
+            "access_key": answer["AccessKeyId"],
+            "secret_key": answer["SecretAccessKey"],
+            "token": answer["SessionToken"],
+            "expiry_time": answer["Expiration"].isoformat(),
+        }
+
+    # Deferred: the role is assumed at the first call, then again by botocore a
+    # few minutes before the credentials expire.
+    credentials = DeferredRefreshableCredentials(
+        refresh_using=refresh, method="sts-assume-role"
+    )
+    core = botocore.session.Session()
+    # botocore has no public setter; this is the documented way to hand a
+    # session refreshable credentials.
+    core._credentials = credentials
+    return boto3.session.Session(botocore_session=core, region_name=region)
+
+
+def _profile_session(access: AwsAccess, region: str) -> boto3.session.Session:
+    if access.mode == AwsAccessMode.PROFILE and not access.profile:
+        raise errors.InvalidConnectionError("aws_access mode 'profile' needs profile")
+    try:
+        return boto3.session.Session(profile_name=access.profile, region_name=region)
+    except botocore.exceptions.ProfileNotFound:
+        raise errors.AwsIdentityError(
+            f"AWS profile {access.profile!r} is not in the worker's AWS config or "
+            "credentials file: check the profile name and AWS_CONFIG_FILE / "
+            "AWS_SHARED_CREDENTIALS_FILE"
+        ) from None
+
+
+def assume_role(
+    sts: Any,
+    *,
+    role_arn: str,
+    external_id: str | None,
+    session_name: str,
+    duration_seconds: int = 3600,
+    purpose: str,
+) -> dict[str, Any]:
+    """Call sts:AssumeRole and return its `Credentials`; errors are typed."""
+    request: dict[str, Any] = {
+        "RoleArn": role_arn,
+        "RoleSessionName": session_name,
+        "DurationSeconds": duration_seconds,
+    }
+    if external_id:
+        request["ExternalId"] = external_id
+    external = "with an external id" if external_id else "without an external id"
+    try:
+        return dict(sts.assume_role(**request)["Credentials"])
+    except botocore.exceptions.ClientError as exc:
+        code, _, status = error_code(exc)
+        if code in _REJECTED_KEYS:
+            raise errors.InvalidAwsCredentialsError(
+                f"AWS rejected the credentials used to assume role {role_arn!r} "
+                f"{purpose} ({code}): check the access key, session token or "
+                "profile, and the machine's clock"
+            ) from None
+        if code in _THROTTLED:
+            raise errors.SecretStoreThrottledError(
+                f"STS throttled AssumeRole for {role_arn!r} {purpose}; retrying "
+                "with backoff"
+            ) from None
+        raise errors.RoleAssumptionError(
+            f"STS refused to let the AWS identity in use assume role {role_arn!r} "
+            f"{purpose} ({code or status}, {external}): the identity needs "
+            "sts:AssumeRole on the role, the role's trust policy must name that "
+            "identity, and the external id must match the trust policy's "
+            "sts:ExternalId condition"
+        ) from None
+    except _NETWORK as exc:
+        raise errors.SecretStoreUnavailableError(
+            f"could not reach STS ({type(exc).__name__}) to assume role "
+            f"{role_arn!r} {purpose}: check the network path to the STS endpoint; "
+            "retrying with backoff"
+        ) from None
+    except (
+        botocore.exceptions.NoCredentialsError,
+        botocore.exceptions.PartialCredentialsError,
+    ):
+        raise errors.AwsIdentityError(
+            f"no AWS credentials were found to assume role {role_arn!r} {purpose}: "
+            "configure the worker's AWS identity (environment, profile, web "
+            "identity or instance role)"
+        ) from None
+
+
+def caller_identity(
+    session: boto3.session.Session, region: str, sts_endpoint_url: str | None
+) -> str | None:
+    """The ARN of the identity `session` acts as, or None when STS won't say.
+
+    Best effort: it only enriches an error message, so no failure escapes.
+    """
+    try:
+        sts = session.client(
+            "sts", region_name=region, endpoint_url=sts_endpoint_url, config=_STS_CONFIG
+        )
+        return str(sts.get_caller_identity()["Arn"])
+    except Exception:  # any failure: the message goes out without the identity
+        return None
+
+
+_REJECTED_KEYS = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+}
+_THROTTLED = {
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+}
+
+
+def error_code(exc: botocore.exceptions.ClientError) -> tuple[str, str, int]:
+    """(code, message, HTTP status) of an AWS error answer.
+
+    An emulator (and some proxies) answer a JSON-protocol call with an XML error
+    body; botocore then reports the HTTP status as the code and the XML as the
+    message, so the real code is read from the XML.
+    """
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    if (code.isdigit() or not code) and "<Code>" in message:
+        code = message.split("<Code>", 1)[1].split("</Code>", 1)[0].strip()
+        if "<Message>" in message:
+            message = message.split("<Message>", 1)[1].split("</Message>", 1)[0]
+    return code, message, int(status or 0)

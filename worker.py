@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
-from credentials.sealing import KeyRing, install_key_ring, load_key_ring
+from codec import encrypted_data_converter
+from credentials.redaction import install_log_redaction
+from credentials.sealing import KeyRing, load_key_ring
 from workflows import ALL_WORKFLOWS
 
 TASK_QUEUE = "credflow-extraction"
@@ -56,9 +57,8 @@ class TemporalSettings:
 
 
 def data_converter(key_ring: KeyRing) -> DataConverter:
-    """Pydantic payloads; credential fields sealed with `key_ring`."""
-    install_key_ring(key_ring)
-    return pydantic_data_converter
+    """Pydantic payloads sealed and encrypted with `key_ring`, failures encoded."""
+    return encrypted_data_converter(key_ring)
 
 
 async def connect(settings: TemporalSettings, key_ring: KeyRing) -> Client:
@@ -111,6 +111,7 @@ def main() -> None:
         level=os.environ.get("CREDFLOW_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()
     # Refuse to start without keys: credentials could not be sealed otherwise.
     key_ring = load_key_ring()
     asyncio.run(run_worker(TemporalSettings.from_env(), key_ring))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import os
 import re
@@ -27,6 +28,7 @@ SEALED_PREFIX = "sealed:v1:"
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _NONCE_BYTES = 12
+_TOKEN_LABEL = b"credflow codec endpoint access v1"
 
 
 class KeyRing:
@@ -47,6 +49,7 @@ class KeyRing:
                     "(generate one with `credflow keys generate`)"
                 )
         self._keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._raw = dict(keys)
         self.active = active
 
     def __repr__(self) -> str:
@@ -83,37 +86,60 @@ class KeyRing:
         first = entries[0].partition(":")[0].strip()
         return cls(keys, active=first)
 
-    def seal(self, plaintext: str, *, purpose: str) -> str:
+    def encrypt(self, data: bytes, *, purpose: str) -> tuple[str, bytes]:
+        """Encrypt with the active key; returns its id and nonce + ciphertext."""
         nonce = os.urandom(_NONCE_BYTES)
-        ciphertext = self._keys[self.active].encrypt(
-            nonce, plaintext.encode(), purpose.encode()
+        sealed = self._keys[self.active].encrypt(nonce, data, purpose.encode())
+        return self.active, nonce + sealed
+
+    def decrypt(self, key_id: str, blob: bytes, *, purpose: str) -> bytes:
+        aead = self._keys.get(key_id)
+        if aead is None:
+            raise SealingError(
+                f"the value was encrypted with key {key_id!r}, which this key ring "
+                f"({', '.join(self._keys)}) does not hold; add that key to the ring "
+                "(after the active one) to read it"
+            )
+        try:
+            return aead.decrypt(
+                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], purpose.encode()
+            )
+        except (InvalidTag, ValueError):
+            raise SealingError(
+                f"the value encrypted with key {key_id!r} does not decrypt: the key "
+                "with that id differs from the one that encrypted it, or the value "
+                "was altered"
+            ) from None
+
+    def holds(self, key_id: str) -> bool:
+        return key_id in self._keys
+
+    def access_token(self, key_id: str | None = None) -> str:
+        """A bearer token derived from a key: proof of holding it, not the key."""
+        key_id = key_id or self.active
+        return base64.urlsafe_b64encode(
+            hmac.digest(self._raw[key_id], _TOKEN_LABEL, "sha256")
+        ).decode()
+
+    def accepts_token(self, token: str) -> bool:
+        return any(
+            hmac.compare_digest(token, self.access_token(key_id))
+            for key_id in self._keys
         )
-        blob = base64.urlsafe_b64encode(nonce + ciphertext).decode()
-        return f"{SEALED_PREFIX}{self.active}:{blob}"
+
+    def seal(self, plaintext: str, *, purpose: str) -> str:
+        key_id, blob = self.encrypt(plaintext.encode(), purpose=purpose)
+        return f"{SEALED_PREFIX}{key_id}:{base64.urlsafe_b64encode(blob).decode()}"
 
     def unseal(self, sealed: str, *, purpose: str) -> str:
         if not sealed.startswith(SEALED_PREFIX):
             raise SealingError("the value is not sealed with a credflow key ring")
-        key_id, _, blob = sealed[len(SEALED_PREFIX) :].partition(":")
-        aead = self._keys.get(key_id)
-        if aead is None:
-            raise SealingError(
-                f"the value was sealed with key {key_id!r}, which this worker's "
-                f"key ring ({', '.join(self._keys)}) does not hold; add the old "
-                "key to the ring (after the active one) to read it"
-            )
+        key_id, _, text = sealed[len(SEALED_PREFIX) :].partition(":")
         try:
-            raw = base64.urlsafe_b64decode(blob.encode())
-            plaintext = aead.decrypt(
-                raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.encode()
-            )
-        except (InvalidTag, ValueError, binascii.Error):
-            raise SealingError(
-                f"the value sealed with key {key_id!r} does not decrypt: the key "
-                "with that id differs from the one that sealed it, or the value "
-                "was altered"
-            ) from None
-        return plaintext.decode()
+            blob = base64.urlsafe_b64decode(text.encode())
+        except (ValueError, binascii.Error):
+            raise SealingError("the sealed value is not valid base64") from None
+        return self.decrypt(key_id, blob, purpose=purpose).decode()
 
 
 def generate_key_text(key_id: str = "k1") -> str:
@@ -145,22 +171,56 @@ def load_key_ring(environ: Mapping[str, str] | None = None) -> KeyRing:
     )
 
 
-_installed: KeyRing | None = None
+_installed: list[KeyRing] = []
 _lock = threading.Lock()
 
 
+class _InstalledRings:
+    """Every ring installed in this process: the newest seals, any one unseals.
+
+    A process normally has one ring. Keeping all of them lets two workers with
+    different rings (during a key rotation) share a process.
+    """
+
+    def __init__(self, rings: list[KeyRing]) -> None:
+        self._rings = rings
+
+    def seal(self, plaintext: str, *, purpose: str) -> str:
+        return self._rings[-1].seal(plaintext, purpose=purpose)
+
+    def unseal(self, sealed: str, *, purpose: str) -> str:
+        key_id = sealed[len(SEALED_PREFIX) :].partition(":")[0]
+        holders = [r for r in reversed(self._rings) if r.holds(key_id)] or [
+            self._rings[-1]
+        ]
+        error: SealingError | None = None
+        for ring in holders:
+            try:
+                return ring.unseal(sealed, purpose=purpose)
+            except SealingError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+
 def install_key_ring(ring: KeyRing | None) -> None:
-    """Make `ring` the one that credential payloads are sealed with in this process."""
-    global _installed
+    """Make `ring` seal credential fields in this process; None removes them all."""
     with _lock:
-        _installed = ring
+        if ring is None:
+            _installed.clear()
+        elif ring not in _installed:
+            _installed.append(ring)
+        else:
+            _installed.remove(ring)
+            _installed.append(ring)
 
 
-def installed_key_ring() -> KeyRing:
-    ring = _installed
-    if ring is None:
+def installed_key_ring() -> _InstalledRings:
+    with _lock:
+        rings = list(_installed)
+    if not rings:
         raise SealingError(
             "a credential cannot be serialized in plaintext and no key ring is "
             "installed in this process: start the worker or client with a key ring"
         )
-    return ring
+    return _InstalledRings(rings)

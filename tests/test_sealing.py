@@ -74,6 +74,7 @@ def test_older_key_still_unseals_after_rotation():
     sealed_by_k1 = _credential().model_dump_json()
 
     rotated = KeyRing.parse(f"{k2},{k1}")
+    install_key_ring(None)
     install_key_ring(rotated)
 
     assert rotated.active == "k2"
@@ -86,8 +87,9 @@ def test_older_key_still_unseals_after_rotation():
 def test_a_ring_without_the_sealing_key_says_which_key_is_missing():
     install_key_ring(KeyRing.generate("k1"))
     sealed = _credential().model_dump_json()
+    install_key_ring(None)
     install_key_ring(KeyRing.generate("k2"))
-    with pytest.raises(Exception, match="sealed with key 'k1'") as caught:
+    with pytest.raises(Exception, match="encrypted with key .k1.") as caught:
         ResolvedCredential.model_validate_json(sealed)
     assert PASSWORD not in str(caught.value)
     install_key_ring(None)
@@ -96,6 +98,7 @@ def test_a_ring_without_the_sealing_key_says_which_key_is_missing():
 def test_a_different_key_with_the_same_id_does_not_decrypt():
     install_key_ring(KeyRing.generate("k1"))
     sealed = _credential().model_dump_json()
+    install_key_ring(None)
     install_key_ring(KeyRing.generate("k1"))
     with pytest.raises(Exception, match="does not decrypt"):
         ResolvedCredential.model_validate_json(sealed)
@@ -128,5 +131,32 @@ def test_load_key_ring_from_env_and_file(tmp_path):
         load_key_ring({"CREDFLOW_KEYS_FILE": str(tmp_path / "missing")})
 
 
-def test_sealing_error_is_a_typed_error():
-    assert issubclass(SealingError, Exception)
+def test_access_token_proves_holding_a_key_without_revealing_it():
+    k1, k2 = generate_key_text("k1"), generate_key_text("k2")
+    ring = KeyRing.parse(f"{k2},{k1}")
+    old_only = KeyRing.parse(k1)
+
+    assert ring.accepts_token(old_only.access_token())
+    assert ring.accepts_token(ring.access_token("k2"))
+    assert not KeyRing.parse(generate_key_text("k1")).accepts_token(
+        old_only.access_token()
+    )
+    assert k1.split(":", 1)[1] not in old_only.access_token()
+
+
+def test_two_installed_rings_share_a_process():
+    a, b = KeyRing.generate("a"), KeyRing.generate("b")
+    install_key_ring(None)
+    install_key_ring(a)
+    sealed_by_a = _credential().model_dump_json()
+    install_key_ring(b)
+
+    assert '"password":"sealed:v1:b:' in _credential().model_dump_json()
+    back = ResolvedCredential.model_validate_json(sealed_by_a)
+    assert back.password.get_secret_value() == PASSWORD
+    with pytest.raises(SealingError):
+        a.unseal(
+            _credential().model_dump_json().split('"password":"')[1].split('"')[0],
+            purpose="credflow/secret-field/v1",
+        )
+    install_key_ring(None)

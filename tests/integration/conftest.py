@@ -12,7 +12,7 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 
 from credentials.models import ConnectionDescription
-from credentials.sealing import KeyRing
+from credentials.sealing import KeyRing, generate_key_text
 from services import scenario
 from worker import build_worker, data_converter
 from workflows import SqlExtractionWorkflow
@@ -35,8 +35,14 @@ def aws_env(moto) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def key_ring() -> KeyRing:
-    return KeyRing.generate("test")
+def key_ring_text() -> str:
+    """The session's key ring in the CREDFLOW_KEYS form, for child processes."""
+    return generate_key_text("test")
+
+
+@pytest.fixture(scope="session")
+def key_ring(key_ring_text) -> KeyRing:
+    return KeyRing.parse(key_ring_text)
 
 
 @pytest_asyncio.fixture(scope="session")

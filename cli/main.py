@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cli import check, policy
 from credentials.errors import CredentialError
 from credentials.models import ConnectionDescription
 from credentials.sealing import generate_key_text, load_key_ring
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run a worker (settings from the environment)")
     commands.add_parser("demo", help="the whole demo on embedded servers")
+    check.add_parser(commands)
+    policy.add_parser(commands)
 
     keys = commands.add_parser("keys", help="manage the workers' key ring")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -98,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
 
             worker.main()
             return 0
+        if args.command == "check":
+            return check.main(args, load_connection(args.connection))
+        if args.command == "policy":
+            return policy.main(args, load_connection(args.connection))
         if args.command == "demo":
             from cli import demo
 

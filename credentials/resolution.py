@@ -26,7 +26,7 @@ from credentials.models import (
     ResolvedCredential,
     SecretFormat,
 )
-from credentials.providers import provider_for
+from credentials.providers import Provider, provider_for
 from credentials.providers.base import SecretValue
 from credentials.substitution import substitute
 
@@ -41,14 +41,17 @@ def resolve(
     *,
     version_id: str | None = None,
     version_stage: str | None = None,
+    provider: Provider | None = None,
 ) -> ResolvedCredential:
     """Resolve `connection` into values the database driver can use.
 
     `version_id` / `version_stage` override the description's pinning, so a
-    caller that saw a version rejected can ask for another one.
+    caller that saw a version rejected can ask for another one. `provider`
+    replaces the source's own (the worker passes one that reads through its
+    cache).
     """
     connection.check()
-    provider = provider_for(connection.source)
+    provider = provider or provider_for(connection.source)
     check_auth_type(connection)
 
     secret = provider.read(

@@ -235,6 +235,32 @@ class CachedProvider:
                     )
         return value
 
+    def stand_in(
+        self, connection: ConnectionDescription, *, stage: str, version_id: str
+    ) -> None:
+        """Answer reads of `stage` with `version_id`'s cached value from now on.
+
+        After the database rejected AWSCURRENT and accepted AWSPENDING, the
+        steps that follow log in with AWSPENDING until the entry expires,
+        instead of each being rejected once while the rotation finishes.
+        """
+        location = locate(connection.secret_arn, connection.region)
+        by_id = CacheKey(
+            location.secret_id,
+            location.region,
+            connection.aws_endpoint_url,
+            f"id:{version_id}",
+        )
+        with self.cache._lock:
+            entry = self.cache._entries.get(by_id)
+        if entry is not None:
+            self.cache.put(
+                CacheKey(
+                    by_id.secret_id, by_id.region, by_id.endpoint_url, f"stage:{stage}"
+                ),
+                entry.value,
+            )
+
     def describe(self, connection: ConnectionDescription) -> Any:
         """DescribeSecret, never cached; callers arriving together share one call."""
         location = locate(connection.secret_arn, connection.region)

@@ -90,4 +90,9 @@ def resolve_after_rejection(
     # and a version's value never changes.
     unpinned = connection.model_copy(update={"version_stage": None})
     credential = resolve(unpinned, version_id=choice.version_id, provider=provider)
+    current = next_version(description.versions, (), (CURRENT,))
+    if choice.stage == PENDING and current and current.version_id in rejected:
+        # Inside the rotation window: the steps that follow try AWSPENDING
+        # first, so the window costs one rejected login, not one per step.
+        provider.stand_in(connection, stage=CURRENT, version_id=choice.version_id)
     return NextAttempt(credential, choice.stage)

@@ -144,7 +144,12 @@ async def test_a_rotation_between_steps_is_used_by_the_next_step(runner, fresh_l
         "tables": after,
         "columns": after,
     }
-    assert all(s.resolutions == 1 for s in manifest.steps)
+    steps = {s.step: s for s in manifest.steps}
+    assert all(steps[s].resolutions == 1 for s in ("preflight", "databases"))
+    # The worker's cache may still hold the old version for the first step
+    # after the rotation: that costs one rejected login, never more.
+    assert steps["types"].rejected_version_ids in ([], [before])
+    assert all(steps[s].resolutions == 1 for s in ("tables", "columns"))
 
 
 async def login_rejections(handle: WorkflowHandle) -> int:
@@ -193,7 +198,12 @@ async def test_credentials_that_stay_wrong_fail_with_a_clear_message(
 
     handle = await runner.start(
         fresh_login.connection(),
-        login_retry={"initial_seconds": 0.1, "max_seconds": 0.2, "max_attempts": 3},
+        login_retry={
+            "initial_seconds": 0.1,
+            "max_seconds": 0.2,
+            "max_attempts": 3,
+            "max_wait_seconds": 1.0,
+        },
     )
     with pytest.raises(WorkflowFailureError) as caught:
         await asyncio.wait_for(handle.result(), timeout=60)
@@ -201,8 +211,9 @@ async def test_credentials_that_stay_wrong_fail_with_a_clear_message(
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError)
     assert cause.type == "CredentialsRejected"
-    assert "after 3 resolutions" in cause.message
+    assert "the secret and the database disagree" in cause.message
     assert version in cause.message
     assert "changed-behind-the-secrets-back" not in cause.message
     assert fresh_login.password not in cause.message
-    assert await login_rejections(handle) == 3
+    # The one version there is was tried once: never again in the same step.
+    assert await login_rejections(handle) == 1

@@ -132,3 +132,29 @@ class Rotator:
         if self.error is not None:
             raise self.error
         return self.rotations
+
+
+def create_wide_catalog(
+    pg: Any, database: str, *, tables: int, columns: int = 8, schema: str = "wide"
+) -> None:
+    """A database with `tables` tables of `columns` columns each in `schema`."""
+    pg.create_database(database)
+    names = ", ".join(
+        f"c{i} {kind}"
+        for i, kind in zip(
+            range(columns),
+            ["integer", "text", "bigint", "timestamptz", "numeric", "boolean"]
+            * columns,
+            strict=False,
+        )
+    )
+    pg.execute(f"CREATE SCHEMA {schema}", database=database)
+    # One statement per batch keeps the server's memory for one DO block small.
+    for first in range(0, tables, 500):
+        last = min(first + 500, tables)
+        pg.execute(
+            f"DO $$ BEGIN FOR i IN {first}..{last - 1} LOOP "
+            f"EXECUTE format('CREATE TABLE {schema}.t%s ({names})', i); "
+            "END LOOP; END $$",
+            database=database,
+        )

@@ -92,7 +92,9 @@ def assert_no_secret(message: str, pagila) -> None:
         ),
     ],
 )
-async def test_bad_connection_description(runner, pagila, overrides, error_type, expected):
+async def test_bad_connection_description(
+    runner, pagila, overrides, error_type, expected
+):
     cause, seconds, handle = await fail(runner, pagila.connection(**overrides))
 
     assert cause.type == error_type

@@ -63,7 +63,14 @@ async def test_pagila_extraction_finds_every_object_of_public(runner, pagila):
     assert {k: manifest.objects[k] for k in PAGILA_PUBLIC} == PAGILA_PUBLIC
     assert manifest.server_version.startswith("15.")
     steps = {s.step: s for s in manifest.steps}
-    assert list(steps) == ["preflight", "databases", "schemas", "types", "tables", "columns"]
+    assert list(steps) == [
+        "preflight",
+        "databases",
+        "schemas",
+        "types",
+        "tables",
+        "columns",
+    ]
 
     # The files hold exactly what the manifest counted, one folder per kind.
     tables = read_jsonl(steps["tables"].files)

@@ -7,6 +7,7 @@ non-zero when any check fails. Values read from the secret are never printed.
 from __future__ import annotations
 
 import argparse
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,6 +281,10 @@ def _login_failure(
     from activities.errors import connect_failure_sqlstate
 
     sqlstate = connect_failure_sqlstate(exc)
+    # Limitation: like the query activity, this reads the server's English
+    # message when psycopg gives no SQLSTATE for a failed connection.
+    if sqlstate is None and re.search(r'database ".*" does not exist', str(exc)):
+        sqlstate = _NO_SUCH_DATABASE
     user = credential.username
     version = credential.version_id or "(typed in)"
     if sqlstate in _LOGIN_REFUSED:

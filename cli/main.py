@@ -60,8 +60,33 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_generate(args: argparse.Namespace) -> int:
-    print(generate_key_text(args.key_id))
+def _keys(args: argparse.Namespace) -> int:
+    if args.keys_command == "generate":
+        print(generate_key_text(args.key_id))
+        return 0
+    ring = load_key_ring()
+    key_id = args.key_id or ring.active
+    if not ring.holds(key_id):
+        print(f"credflow: the key ring has no key {key_id!r}", file=sys.stderr)
+        return 2
+    print(ring.access_token(key_id))
+    return 0
+
+
+def _codec_server(args: argparse.Namespace) -> int:
+    import logging
+
+    from codec.server import DEFAULT_ORIGINS, CodecServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    server = CodecServer(
+        load_key_ring(),
+        host=args.host,
+        port=args.port,
+        origins=args.origin or DEFAULT_ORIGINS,
+    )
+    print(f"codec endpoint on {server.url} (send the `credflow keys token` value)")
+    server.serve_forever()
     return 0
 
 
@@ -88,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     generate = key_commands.add_parser("generate", help="print a new key")
     generate.add_argument("--key-id", default="k1")
+    token = key_commands.add_parser(
+        "token", help="print the codec endpoint's bearer token for a key of the ring"
+    )
+    token.add_argument("--key-id", help="default: the active key")
+
+    codec = commands.add_parser(
+        "codec-server", help="serve the codec endpoint for the Temporal UI and CLI"
+    )
+    codec.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    codec.add_argument("--port", type=int, default=8081)
+    codec.add_argument(
+        "--origin",
+        action="append",
+        help="a UI origin allowed to call it (repeat; default: the dev server's UI)",
+    )
     return parser
 
 
@@ -110,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return demo.main([])
         if args.command == "keys":
-            return _keys_generate(args)
+            return _keys(args)
+        if args.command == "codec-server":
+            return _codec_server(args)
     except CredentialError as err:
         print(f"credflow: {err}", file=sys.stderr)
         return 2

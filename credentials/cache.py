@@ -79,9 +79,11 @@ class SecretCache:
         self,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         *,
+        single_flight: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl_seconds = ttl_seconds
+        self.single_flight_enabled = single_flight
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[CacheKey, _Entry] = {}
@@ -129,6 +131,8 @@ class SecretCache:
         Nothing is kept afterwards: a caller arriving after the call ended
         makes a call of its own.
         """
+        if not self.single_flight_enabled:
+            return load(), True
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -290,9 +294,11 @@ def shared_cache() -> SecretCache:
         return _shared
 
 
-def configure_shared_cache(ttl_seconds: float) -> SecretCache:
+def configure_shared_cache(
+    ttl_seconds: float, *, single_flight: bool = True
+) -> SecretCache:
     """Replace the worker's cache with an empty one of this lifetime."""
     global _shared
     with _shared_lock:
-        _shared = SecretCache(max(ttl_seconds, 0.0))
+        _shared = SecretCache(max(ttl_seconds, 0.0), single_flight=single_flight)
         return _shared

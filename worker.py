@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
 from codec import encrypted_data_converter
+from credentials.errors import KeyRingError
 from credentials.redaction import install_log_redaction
 from credentials.sealing import KeyRing, load_key_ring
 from workflows import ALL_WORKFLOWS
@@ -113,7 +114,10 @@ def main() -> None:
     )
     install_log_redaction()
     # Refuse to start without keys: credentials could not be sealed otherwise.
-    key_ring = load_key_ring()
+    try:
+        key_ring = load_key_ring()
+    except KeyRingError as err:
+        raise SystemExit(f"credflow worker: refusing to start: {err}") from None
     asyncio.run(run_worker(TemporalSettings.from_env(), key_ring))
 
 

@@ -149,6 +149,8 @@ async def test_canary_secrets_never_reach_history_logs_or_cli(
     logged = "\n".join(captured_logs.lines).encode()
     assert b"resolved credentials for step" in logged  # the worker did log
     assert hits(logged, canaries) == []
+    # The redaction filter had nothing to mask: messages are clean at the source.
+    assert b"**********" not in logged
 
     # The CLI: `credflow run` against the same server and worker.
     description = tmp_path / "connection.json"
@@ -163,8 +165,15 @@ async def test_canary_secrets_never_reach_history_logs_or_cli(
     }
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "cli.main", "run", str(description),
-         "--output", str(tmp_path / "cli-output")],
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "run",
+            str(description),
+            "--output",
+            str(tmp_path / "cli-output"),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -142,7 +142,7 @@ async def test_codec_endpoint_decodes_for_a_key_holder_and_refuses_others(
         decoded = json_format.Parse(answer, Payloads())
         request = json.loads(decoded.payloads[0].data)
         assert request["connection"]["secret_arn"] == pagila.secret_arn
-        assert request["connection"]["password"].startswith("sealed:v1:test:")
+        assert request["connection"]["password"].startswith("sealed:v1:")
 
         other = KeyRing.parse(generate_key_text("test"))
         for token in (None, "", "not-a-token", other.access_token()):

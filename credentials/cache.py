@@ -7,6 +7,8 @@ stage). Concurrent reads of one key wait for a single call to the secret store
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import threading
 import time
@@ -38,6 +40,9 @@ class CacheKey:
     region: str
     endpoint_url: str | None
     version: str
+    # Who read it and how it was parsed: a value read by one AWS identity (or
+    # in one secret format) must never answer a read made by another.
+    scope: str = ""
 
     @classmethod
     def for_read(
@@ -48,9 +53,35 @@ class CacheKey:
         *,
         version_id: str | None,
         version_stage: str | None,
+        scope: str = "",
     ) -> CacheKey:
         version = f"id:{version_id}" if version_id else f"stage:{version_stage}"
-        return cls(secret_id, region, endpoint_url, version)
+        return cls(secret_id, region, endpoint_url, version, scope)
+
+    def with_version(self, version: str) -> CacheKey:
+        return dataclasses.replace(self, version=version)
+
+
+def read_scope(connection: ConnectionDescription) -> str:
+    """The identity and format part of a cache key; holds no secret value."""
+    access = connection.aws_access
+    secret_key = (
+        access.secret_access_key.get_secret_value()
+        if access and access.secret_access_key
+        else ""
+    )
+    parts = [
+        connection.secret_format,
+        access.mode if access else "",
+        (access.profile or "") if access else "",
+        (access.access_key_id or "") if access else "",
+        # A digest tells two keys apart without keeping either in the key.
+        hashlib.sha256(secret_key.encode()).hexdigest()[:16] if secret_key else "",
+        (access.role_arn or "") if access else "",
+        (access.external_id or "") if access else "",
+        (access.sts_endpoint_url or "") if access else "",
+    ]
+    return "|".join(parts)
 
 
 @dataclass
@@ -216,6 +247,7 @@ class CachedProvider:
             connection.aws_endpoint_url,
             version_id=version_id,
             version_stage=version_stage,
+            scope=read_scope(connection),
         )
 
         def load() -> SecretValue:
@@ -233,10 +265,7 @@ class CachedProvider:
                 *(f"stage:{stage}" for stage in value.version_stages),
             ):
                 if version != key.version:
-                    self.cache.put(
-                        CacheKey(key.secret_id, key.region, key.endpoint_url, version),
-                        value,
-                    )
+                    self.cache.put(key.with_version(version), value)
         return value
 
     def stand_in(
@@ -254,21 +283,17 @@ class CachedProvider:
             location.region,
             connection.aws_endpoint_url,
             f"id:{version_id}",
+            read_scope(connection),
         )
         with self.cache._lock:
             entry = self.cache._entries.get(by_id)
         if entry is not None:
-            self.cache.put(
-                CacheKey(
-                    by_id.secret_id, by_id.region, by_id.endpoint_url, f"stage:{stage}"
-                ),
-                entry.value,
-            )
+            self.cache.put(by_id.with_version(f"stage:{stage}"), entry.value)
 
     def describe(self, connection: ConnectionDescription) -> Any:
         """DescribeSecret, never cached; callers arriving together share one call."""
         location = locate(connection.secret_arn, connection.region)
-        key = ("describe", location.secret_id, location.region)
+        key = ("describe", location.secret_id, location.region, read_scope(connection))
 
         def load() -> Any:
             self.calls.describes += 1

@@ -2,9 +2,11 @@
 
 During AWS's rotation the new version is staged as AWSPENDING and set in the
 database before AWSCURRENT moves to it, so a login rejected with AWSCURRENT
-tries AWSPENDING next. A version already rejected in the same step is never
-handed back: each one costs at most one failed login, which keeps an account
-clear of lockout.
+tries AWSPENDING next. When the secret was updated before the database (the
+reverse order), the database still holds the AWSPREVIOUS password, so that is
+tried last. A version already rejected in the same step is never handed back:
+each one costs at most one failed login, which keeps an account clear of
+lockout.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from credentials.resolution import resolve
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
+PREVIOUS = "AWSPREVIOUS"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class NextAttempt:
 def candidate_stages(pinned_stage: str | None) -> tuple[str, ...]:
     """The stages worth trying, in order, for a connection pinned to `pinned_stage`."""
     if pinned_stage in (None, CURRENT):
-        return (CURRENT, PENDING)
+        return (CURRENT, PENDING, PREVIOUS)
     return (pinned_stage,)
 
 
@@ -91,8 +94,9 @@ def resolve_after_rejection(
     unpinned = connection.model_copy(update={"version_stage": None})
     credential = resolve(unpinned, version_id=choice.version_id, provider=provider)
     current = next_version(description.versions, (), (CURRENT,))
-    if choice.stage == PENDING and current and current.version_id in rejected:
-        # Inside the rotation window: the steps that follow try AWSPENDING
-        # first, so the window costs one rejected login, not one per step.
+    if choice.stage != CURRENT and current and current.version_id in rejected:
+        # Inside the rotation window (or while the database lags behind the
+        # secret): the steps that follow try the version that worked first,
+        # so the window costs one rejected login, not one per step.
         provider.stand_in(connection, stage=CURRENT, version_id=choice.version_id)
     return NextAttempt(credential, choice.stage)

@@ -11,7 +11,13 @@ import pytest
 from credentials.cache import CacheKey, SecretCache
 from credentials.errors import SecretStoreThrottledError
 from credentials.providers.base import SecretValue
-from credentials.rotation import CURRENT, PENDING, candidate_stages, next_version
+from credentials.rotation import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    candidate_stages,
+    next_version,
+)
 
 KEY = CacheKey("db-login", "us-east-1", None, "stage:AWSCURRENT")
 
@@ -135,12 +141,68 @@ def test_a_finished_rotation_offers_the_new_current_version_first():
 
 def test_a_rejected_version_is_never_offered_again():
     versions = {"v1": ["AWSCURRENT"], "v2": ["AWSPENDING"], "v0": ["AWSPREVIOUS"]}
-    assert next_version(versions, ["v1", "v2"]) is None
-    # The previous version is never tried: a rotation retires it.
-    assert next_version({"v1": ["AWSCURRENT"], "v0": ["AWSPREVIOUS"]}, ["v1"]) is None
+    stages = candidate_stages(None)
+    assert next_version(versions, ["v1", "v2"], stages).version_id == "v0"
+    assert next_version(versions, ["v1", "v2", "v0"], stages) is None
+
+
+def test_a_secret_ahead_of_its_database_offers_the_previous_version():
+    # Updated in the secret first: the database still has AWSPREVIOUS's password.
+    versions = {"v1": ["AWSCURRENT"], "v0": ["AWSPREVIOUS"]}
+    choice = next_version(versions, ["v1"], candidate_stages(None))
+    assert (choice.version_id, choice.stage) == ("v0", PREVIOUS)
 
 
 def test_a_pinned_stage_other_than_current_is_the_only_candidate():
-    assert candidate_stages(None) == (CURRENT, PENDING)
-    assert candidate_stages("AWSCURRENT") == (CURRENT, PENDING)
+    assert candidate_stages(None) == (CURRENT, PENDING, PREVIOUS)
+    assert candidate_stages("AWSCURRENT") == (CURRENT, PENDING, PREVIOUS)
     assert candidate_stages("blue") == ("blue",)
+
+
+def test_reads_by_different_identities_or_formats_never_share_an_entry():
+    from credentials.cache import CachedProvider, read_scope
+    from credentials.models import ConnectionDescription
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-login-AbCdEf"
+    base = {"secret_arn": arn, "username": "u", "password": "p", "host": "h"}
+    default = ConnectionDescription(**base)
+    as_role = ConnectionDescription(
+        **base,
+        aws_access={"mode": "assume_role", "role_arn": "arn:aws:iam::1:role/r"},
+    )
+    other_key = ConnectionDescription(
+        **base,
+        aws_access={
+            "mode": "static",
+            "access_key_id": "AKIDEXAMPLE",
+            "secret_access_key": "first-secret-key",
+        },
+    )
+    other_key_2 = ConnectionDescription(
+        **base,
+        aws_access={
+            "mode": "static",
+            "access_key_id": "AKIDEXAMPLE",
+            "secret_access_key": "second-secret-key",
+        },
+    )
+    plain = ConnectionDescription(**base, secret_format="plain")
+    scopes = {read_scope(c) for c in (default, as_role, other_key, other_key_2, plain)}
+    assert len(scopes) == 5
+    assert not any("secret-key" in scope for scope in scopes)
+
+    class Store:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def read(self, connection, *, version_id=None, version_stage=None):
+            self.reads += 1
+            return value(f"v{self.reads}")
+
+    store = Store()
+    provider = CachedProvider(store, SecretCache(60))
+    provider.read(default)
+    provider.read(default)
+    provider.read(as_role)
+    provider.read(plain)
+    assert store.reads == 3

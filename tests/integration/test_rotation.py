@@ -139,11 +139,34 @@ async def test_alternating_users_switch_without_a_rejected_login(runner, pg, mot
     assert_lockout_safe(manifest)
 
 
-async def test_a_secret_ahead_of_its_database_fails_saying_they_disagree(
+async def test_a_secret_ahead_of_its_database_goes_on_with_awsprevious(
     runner, fresh_login
 ):
-    # The reverse order: the secret has the new password, the database not.
-    version = fresh_login.put_secret(scenario.new_password())
+    # The reverse order: the secret has the new password, the database not yet.
+    previous = fresh_login.current_version()
+    current = fresh_login.put_secret(scenario.new_password())
+    handle = await runner.start(fresh_login.connection())
+    manifest = await asyncio.wait_for(handle.result(), timeout=60)
+
+    first = manifest.steps[0]
+    assert first.secret_version_id == previous
+    assert first.rejected_version_ids == [current]
+    assert first.failed_logins == 1
+    # The steps after it start with the version that worked: one rejection only.
+    assert manifest.failed_logins == 1
+    assert all(s.secret_version_id == previous for s in manifest.steps)
+    rejected, timers = await history_counts(handle)
+    assert (rejected, timers) == (1, 0)
+    assert_lockout_safe(manifest)
+
+
+async def test_a_secret_and_database_that_disagree_fail_after_the_time_allowed(
+    runner, fresh_login
+):
+    # Neither the current nor the previous version holds the database's password.
+    previous = fresh_login.current_version()
+    current = fresh_login.put_secret(scenario.new_password())
+    fresh_login.set_database_password(scenario.new_password())
     started = time.monotonic()
     handle = await runner.start(
         fresh_login.connection(),
@@ -161,13 +184,13 @@ async def test_a_secret_ahead_of_its_database_fails_saying_they_disagree(
     assert isinstance(cause, ApplicationError)
     assert cause.type == "CredentialsRejected"
     assert "the secret and the database disagree for step preflight" in cause.message
-    assert version in cause.message
+    assert current in cause.message and previous in cause.message
     assert "max_wait_seconds" in cause.message
     assert fresh_login.password not in cause.message
-    # One login with the one version there is, then only questions to the
-    # store, with backoff, for the time allowed.
+    # One login with each version there is, then only questions to the store,
+    # with capped backoff, for the time allowed.
     rejected, timers = await history_counts(handle)
-    assert rejected == 1
+    assert rejected == 2
     assert timers >= 2
     assert 2.0 <= took < 30
 
@@ -175,23 +198,24 @@ async def test_a_secret_ahead_of_its_database_fails_saying_they_disagree(
 async def test_a_step_waiting_on_a_secret_picks_up_the_version_that_fixes_it(
     runner, fresh_login
 ):
-    good_password = fresh_login.password
+    good_password = scenario.new_password()
     fresh_login.put_secret(scenario.new_password())  # ahead of the database
+    fresh_login.set_database_password(good_password)  # and both disagree
     handle = await runner.start(
         fresh_login.connection(),
         login_retry={"initial_seconds": 0.2, "max_seconds": 1.0},
     )
 
-    async def rejected_once() -> bool:
-        return (await history_counts(handle))[0] >= 1
+    async def both_rejected() -> bool:
+        return (await history_counts(handle))[0] >= 2
 
-    await wait_until(rejected_once, timeout=30, what="the first rejected login")
+    await wait_until(both_rejected, timeout=30, what="both versions rejected")
     fixed = fresh_login.put_secret(good_password)
     manifest = await asyncio.wait_for(handle.result(), timeout=60)
 
     assert manifest.steps[0].secret_version_id == fixed
-    assert manifest.steps[0].failed_logins == 1
-    assert manifest.failed_logins == 1
+    assert manifest.steps[0].failed_logins == 2
+    assert manifest.failed_logins == 2
     assert_lockout_safe(manifest)
 
 

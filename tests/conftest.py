@@ -1,19 +1,32 @@
-"""The real servers the integration tests share: PostgreSQL, moto and Temporal.
+"""The real servers the tests share: PostgreSQL, moto and the Temporal dev server.
 
-Each starts once per session on free loopback ports and is stopped at the end.
+Each starts the first time a test asks for it, on free loopback ports, and stops
+when the session ends.
 """
 
-from __future__ import annotations
-
 import os
+import threading
 from collections.abc import Iterator
 
 import pytest
 
-from services import MotoServer, PostgresCluster, TemporalDevServer
+from services import (
+    MotoServer,
+    PostgresCluster,
+    TemporalDevServer,
+    install_signal_handlers,
+)
 
-# Nothing in the tests may ever reach the instance metadata address.
+# Nothing in the tests may ever try the instance metadata address.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A SIGTERM (a CI time-out, a closed terminal) would end pytest at once and
+    # leave the servers running; as a KeyboardInterrupt it makes pytest stop
+    # and run the session fixtures' teardown.
+    if threading.current_thread() is threading.main_thread():
+        install_signal_handlers()
 
 
 @pytest.fixture(scope="session")

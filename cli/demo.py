@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from credentials.models import ConnectionDescription
+from credentials.redaction import install_log_redaction
 from credentials.sealing import KeyRing
 
 log = logging.getLogger("credflow.demo")
@@ -111,14 +112,24 @@ def _summary(manifest, first_version: str, new_version: str, seconds: float) -> 
     _print("   objects found:")
     for kind, count in sorted(manifest.objects.items()):
         _print(f"     {kind:<20} {count:>5}")
-    _print(f"   files written   {manifest.files} under "
-           f"{Path(manifest.output_dir) / manifest.run_name}")
+    folder = Path(manifest.output_dir) / manifest.run_name
+    _print(f"   files written   {manifest.files} under {folder}")
     _print("   secret version per step:")
     names = {first_version: "before rotation", new_version: "after rotation"}
     for step in manifest.steps:
         label = names.get(step.secret_version_id or "", "")
-        _print(f"     {step.step:<10} {step.secret_version_id}  {label}"
-               f"{'  (resolved %d times)' % step.resolutions if step.resolutions > 1 else ''}")
+        extra = ""
+        if step.failed_logins:
+            extra = (
+                f"  (login rejected {step.failed_logins}x with the cached old "
+                f"version; resolved again)"
+            )
+        _print(f"     {step.step:<10} {step.secret_version_id}  {label}{extra}")
+    _print(
+        f"   Secrets Manager GetSecretValue {manifest.get_secret_value_calls}, "
+        f"DescribeSecret {manifest.describe_secret_calls}, failed logins "
+        f"{manifest.failed_logins}"
+    )
     _print(f"   time taken      {seconds:.1f}s")
 
 
@@ -127,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="output", help="folder for the files")
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("CREDFLOW_LOG_LEVEL", "WARNING"),
+        # The summary tells the story; CREDFLOW_LOG_LEVEL=INFO shows every step.
+        level=os.environ.get("CREDFLOW_LOG_LEVEL", "ERROR"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()
 
     from services.stack import Stack, install_signal_handlers
 

@@ -135,7 +135,9 @@ class _Writer:
         try:
             for row in rows:
                 if handle is None:
-                    temp = self.folder / f".part-{len(self.files):05d}.{uuid.uuid4()}.tmp"
+                    temp = (
+                        self.folder / f".part-{len(self.files):05d}.{uuid.uuid4()}.tmp"
+                    )
                     handle = temp.open("w", encoding="utf-8")
                     in_file = 0
                 handle.write(json.dumps(row, ensure_ascii=False, default=_json_default))

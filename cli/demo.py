@@ -51,8 +51,10 @@ async def run_demo(output: Path, stack) -> int:
     first_version = scene.current_version()
     _print(f"   database {scene.database!r} on {pg.host}:{pg.port}")
     _print(f"   secret   {scene.secret_arn}")
-    _print(f"   version  {first_version} (key names {scenario.USER_KEY!r}, "
-           f"{scenario.PASSWORD_KEY!r})")
+    _print(
+        f"   version  {first_version} (key names {scenario.USER_KEY!r}, "
+        f"{scenario.PASSWORD_KEY!r})"
+    )
 
     # The worker finds Secrets Manager the way it would in production: through
     # boto3's standard settings, here aimed at the emulator.
@@ -93,7 +95,9 @@ async def run_demo(output: Path, stack) -> int:
     _summary(manifest, first_version, new_version, time.monotonic() - started)
     used_new = [s.step for s in manifest.steps if s.secret_version_id == new_version]
     if used_new != ["types", "tables", "columns"]:
-        _print(f"!! expected the steps after schemas to use the new version: {used_new}")
+        _print(
+            f"!! expected the steps after schemas to use the new version: {used_new}"
+        )
         return 1
     return 0
 
@@ -102,7 +106,9 @@ def _describe(connection: ConnectionDescription) -> str:
     # The password field holds a key name here; show it as typed by the user.
     shown = connection.model_dump(exclude_none=True, mode="python")
     shown["password"] = connection.password.get_secret_value()
-    return ", ".join(f"{k}={v}" for k, v in shown.items() if k != "connect_timeout_seconds")
+    return ", ".join(
+        f"{k}={v}" for k, v in shown.items() if k != "connect_timeout_seconds"
+    )
 
 
 def _summary(manifest, first_version: str, new_version: str, seconds: float) -> None:
@@ -147,11 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     from services.stack import Stack, install_signal_handlers
 
     install_signal_handlers()
-    _print("1. Starting Temporal's dev server, moto (Secrets Manager) and PostgreSQL 15 ...")
+    _print(
+        "1. Starting Temporal's dev server, moto (Secrets Manager) and "
+        "PostgreSQL 15 ..."
+    )
     try:
         with Stack() as stack:
-            _print(f"   Temporal {stack.temporal.address}, moto {stack.moto.endpoint_url}, "
-                   f"PostgreSQL {stack.postgres.host}:{stack.postgres.port}")
+            _print(
+                f"   Temporal {stack.temporal.address}, "
+                f"moto {stack.moto.endpoint_url}, "
+                f"PostgreSQL {stack.postgres.host}:{stack.postgres.port}"
+            )
             return asyncio.run(run_demo(Path(args.output), stack))
     except KeyboardInterrupt:
         _print("interrupted; every server started was stopped")

@@ -76,8 +76,10 @@ def _handler(codec: EncryptionCodec, origins: frozenset[str]) -> type:
             if not token or not codec.key_ring.accepts_token(token):
                 self._reply(
                     HTTPStatus.UNAUTHORIZED,
-                    {"error": "a bearer token derived from a key of the ring is "
-                     "required (`credflow keys token`)"},
+                    {
+                        "error": "a bearer token derived from a key of the ring is "
+                        "required (`credflow keys token`)"
+                    },
                 )
                 return
             length = int(self.headers.get("Content-Length") or 0)

@@ -77,7 +77,7 @@ class Scenario:
         self.password = password
 
     def rotate(self) -> str:
-        """Change the password in the database, then in the secret; the new version id."""
+        """Change the password in the database, then the secret; the new version id."""
         password = new_password()
         self.set_database_password(password)
         return self.put_secret(password)

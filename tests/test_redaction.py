@@ -70,9 +70,7 @@ def test_libraries_that_log_bodies_are_kept_above_debug():
 
 
 def test_a_worker_without_a_key_ring_refuses_to_start():
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("CREDFLOW_KEYS")
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDFLOW_KEYS")}
     done = subprocess.run(
         [sys.executable, "worker.py"],
         cwd=ROOT,

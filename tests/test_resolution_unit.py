@@ -13,12 +13,18 @@ from credentials.providers.aws import AwsSecretsManagerProvider, map_client_erro
 from credentials.providers.direct import DirectProvider
 from credentials.resolution import resolve
 
-ARN = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:my-postgres-connection-AbCdEf"
+ARN = (
+    "arn:aws:secretsmanager:eu-west-2:123456789012:secret:my-postgres-connection-AbCdEf"
+)
 
 
 def test_arn_parts():
     arn = parse_arn(ARN)
-    assert (arn.partition, arn.region, arn.account) == ("aws", "eu-west-2", "123456789012")
+    assert (arn.partition, arn.region, arn.account) == (
+        "aws",
+        "eu-west-2",
+        "123456789012",
+    )
     assert arn.name == "my-postgres-connection-AbCdEf"
 
 
@@ -55,7 +61,10 @@ def test_a_secret_name_needs_a_region():
     with pytest.raises(errors.InvalidConnectionError, match="no region was given"):
         locate("my-postgres-connection", None)
     location = locate("my-postgres-connection", "us-east-1")
-    assert (location.secret_id, location.region) == ("my-postgres-connection", "us-east-1")
+    assert (location.secret_id, location.region) == (
+        "my-postgres-connection",
+        "us-east-1",
+    )
 
 
 def test_check_names_every_missing_field():
@@ -106,7 +115,13 @@ def _client_error(code: str, message: str = "", status: int = 400):
 @pytest.mark.parametrize(
     ("code", "message", "status", "expected", "retryable"),
     [
-        ("ResourceNotFoundException", "not found", 400, errors.SecretNotFoundError, False),
+        (
+            "ResourceNotFoundException",
+            "not found",
+            400,
+            errors.SecretNotFoundError,
+            False,
+        ),
         ("AccessDeniedException", "denied", 400, errors.SecretAccessDeniedError, False),
         ("AccessDenied", "", 403, errors.SecretAccessDeniedError, False),
         ("DecryptionFailure", "kms", 400, errors.KmsDecryptionError, False),
@@ -120,7 +135,13 @@ def _client_error(code: str, message: str = "", status: int = 400):
         ),
         ("ThrottlingException", "", 400, errors.SecretStoreThrottledError, True),
         ("InternalServiceError", "", 500, errors.SecretStoreUnavailableError, True),
-        ("UnrecognizedClientException", "", 400, errors.InvalidAwsCredentialsError, False),
+        (
+            "UnrecognizedClientException",
+            "",
+            400,
+            errors.InvalidAwsCredentialsError,
+            False,
+        ),
     ],
 )
 def test_aws_errors_map_to_the_guide_failure_classes(

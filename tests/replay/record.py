@@ -125,9 +125,7 @@ async def record(stack: Stack, ring: KeyRing, output: Path) -> dict[str, str]:
         for name, workflow_id in ids.items():
             history = await client.get_workflow_handle(workflow_id).fetch_history()
             path = HISTORIES / f"{name}.json"
-            path.write_text(
-                json.dumps(json.loads(history.to_json()), indent=1) + "\n"
-            )
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
             print(f"recorded {path.relative_to(ROOT)} ({len(history.events)} events)")
     return ids
 

@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from services.errors import ServiceStartError
 
@@ -224,3 +225,34 @@ def _stop_leftovers() -> None:
         except Exception:
             # Exit is under way: report and go on with the others.
             logger.exception("could not stop %r at exit", service)
+
+
+class ManagedService:
+    """What the embedded servers share: one child process, a with-block lifetime."""
+
+    _process: GroupProcess | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

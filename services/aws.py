@@ -12,13 +12,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import boto3
 
 from services._process import (
     GroupProcess,
+    ManagedService,
     clean_env,
     forget_at_exit,
     lost_port_race,
@@ -45,7 +45,7 @@ _PORT_ATTEMPTS = 3
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class MotoServer:
+class MotoServer(ManagedService):
     """moto's server mode on 127.0.0.1 and a free port, run as a child process.
 
     Args:
@@ -68,26 +68,7 @@ class MotoServer:
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     # Lifecycle.
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         if self._process is not None:

@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import psycopg
@@ -20,6 +19,7 @@ from sqlalchemy.engine import URL
 
 from services._process import (
     GroupProcess,
+    ManagedService,
     clean_env,
     forget_at_exit,
     lost_port_race,
@@ -89,7 +89,7 @@ def _missing_programs(bindir: Path) -> list[str]:
     ]
 
 
-class PostgresCluster:
+class PostgresCluster(ManagedService):
     """A PostgreSQL cluster in a temporary folder, listening on 127.0.0.1 only.
 
     Host and local connections both need a SCRAM-SHA-256 password; the superuser's
@@ -134,17 +134,6 @@ class PostgresCluster:
 
     # Lifecycle.
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> Self:
         """Create the cluster, start its server and wait until it takes logins."""
         if self._process is not None:
@@ -180,10 +169,6 @@ class PostgresCluster:
             if base is not None:
                 shutil.rmtree(base, ignore_errors=True)
             forget_at_exit(self)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running()
 
     @property
     def pid(self) -> int | None:

@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
@@ -18,6 +17,7 @@ from temporalio.service import RetryConfig
 
 from services._process import (
     GroupProcess,
+    ManagedService,
     clean_env,
     forget_at_exit,
     lost_port_race,
@@ -52,7 +52,7 @@ def find_temporal_cli() -> Path:
     )
 
 
-class TemporalDevServer:
+class TemporalDevServer(ManagedService):
     """`temporal server start-dev --headless` on 127.0.0.1, every port free.
 
     Args:
@@ -90,26 +90,7 @@ class TemporalDevServer:
         """The front end's gRPC address, as Client.connect wants it."""
         return f"{self.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     # Lifecycle.
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         if self._process is not None:

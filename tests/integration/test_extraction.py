@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from workflows import SqlExtractionWorkflow
+
+from .waiting import login_rejections, paused, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -27,24 +27,6 @@ PAGILA_PUBLIC = {
     "columns": 461,
     "schemas": 1,
 }
-
-
-async def wait_until(condition, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-async def paused(handle: WorkflowHandle, step: str = "schemas") -> None:
-    async def at_pause() -> bool:
-        return await handle.query(SqlExtractionWorkflow.current_step) == (
-            f"paused after {step}"
-        )
-
-    await wait_until(at_pause, timeout=60, what=f"the pause after {step}")
 
 
 def read_jsonl(files: list[str]) -> list[dict]:
@@ -157,16 +139,6 @@ async def test_a_rotation_between_steps_is_used_by_the_next_step(runner, fresh_l
     # after the rotation: that costs one rejected login, never more.
     assert steps["types"].rejected_version_ids in ([], [before])
     assert all(steps[s].resolutions == 1 for s in ("tables", "columns"))
-
-
-async def login_rejections(handle: WorkflowHandle) -> int:
-    count = 0
-    async for event in handle.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-            failure = event.activity_task_failed_event_attributes.failure
-            if failure.application_failure_info.type == "LoginRejected":
-                count += 1
-    return count
 
 
 async def test_a_rejected_login_resolves_again_and_succeeds(runner, fresh_login):

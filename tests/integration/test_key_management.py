@@ -23,7 +23,7 @@ from worker import build_worker, data_converter
 from workflows import SqlExtractionWorkflow
 from workflows.models import ExtractionRequest
 
-from .test_extraction import paused, wait_until
+from .waiting import paused, wait_until
 
 pytestmark = pytest.mark.integration
 

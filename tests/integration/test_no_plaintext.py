@@ -25,7 +25,7 @@ from credentials.redaction import install_log_redaction
 from services import scenario
 from workflows import SqlExtractionWorkflow
 
-from .test_extraction import login_rejections, paused, wait_until
+from .waiting import login_rejections, paused, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 
+from credentials import aws_access
 from credentials.models import ConnectionDescription
 from credentials.sealing import KeyRing, generate_key_text
 from services import scenario
@@ -32,6 +33,19 @@ def aws_env(moto) -> Iterator[dict[str, str]]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture
+def aws(moto, monkeypatch):
+    """boto3 in this process aimed at moto, with dummy keys and no other AWS_*."""
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    for key, value in moto.env().items():
+        monkeypatch.setenv(key, value)
+    aws_access.forget_sessions()
+    yield moto
+    aws_access.forget_sessions()
 
 
 @pytest.fixture(scope="session")

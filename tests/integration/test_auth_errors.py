@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
 import pytest
 
-from credentials import aws_access, errors
+from credentials import errors
 from credentials.models import ConnectionDescription
 from credentials.providers.aws import AwsSecretsManagerProvider
 from credentials.resolution import resolve
@@ -17,18 +16,6 @@ pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
 PASSWORD = "pw-value-never-shown"
-
-
-@pytest.fixture
-def aws(moto, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-    for key, value in moto.env().items():
-        monkeypatch.setenv(key, value)
-    aws_access.forget_sessions()
-    yield moto
-    aws_access.forget_sessions()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from credentials import aws_access, errors, iam
+from credentials import errors, iam
 from credentials.models import ConnectionDescription
 from credentials.providers.aws import AwsSecretsManagerProvider
 from credentials.resolution import resolve
@@ -23,19 +23,6 @@ pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
 DB_HOST = "mydb.abc123xyz.us-east-1.rds.amazonaws.com"
-
-
-@pytest.fixture
-def aws(moto, monkeypatch):
-    """boto3 in this process aimed at moto, with dummy keys and no other AWS_*."""
-    for key in list(__import__("os").environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-    for key, value in moto.env().items():
-        monkeypatch.setenv(key, value)
-    aws_access.forget_sessions()
-    yield moto
-    aws_access.forget_sessions()
 
 
 def _secret(moto, values, **kwargs) -> str:

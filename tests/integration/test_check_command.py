@@ -7,31 +7,17 @@ PostgreSQL cluster.
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 
 import pytest
 
 from cli.main import main
-from credentials import aws_access
 from services.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
-
-
-@pytest.fixture
-def aws(moto, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-    for key, value in moto.env().items():
-        monkeypatch.setenv(key, value)
-    aws_access.forget_sessions()
-    yield moto
-    aws_access.forget_sessions()
 
 
 @pytest.fixture

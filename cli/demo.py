@@ -86,7 +86,7 @@ async def run_demo(output: Path, stack) -> int:
             )
 
         await _wait_for(paused, timeout=120, what="the schemas step to finish")
-        _print("4. Rotating the password between the schemas and tables steps ...")
+        _print("4. Rotating the password between the schemas and types steps ...")
         new_version = scene.rotate()
         _print(f"   new password set in PostgreSQL; new secret version {new_version}")
         await handle.signal(SqlExtractionWorkflow.resume)

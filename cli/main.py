@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import sys
 import uuid
 from pathlib import Path
@@ -13,7 +14,18 @@ from pydantic import ValidationError
 from cli import check, policy
 from credentials.errors import CredentialError
 from credentials.models import ConnectionDescription
+from credentials.resolution import check_offline
 from credentials.sealing import generate_key_text, load_key_ring
+
+
+def _problem(error: dict) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(file)"
+    hint = ""
+    if error["type"] == "extra_forbidden":
+        known = ConnectionDescription.model_fields
+        near = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return f"{where}: {error['msg']}{hint}"
 
 
 def load_connection(path: str) -> ConnectionDescription:
@@ -24,13 +36,12 @@ def load_connection(path: str) -> ConnectionDescription:
         raise SystemExit(f"credflow: cannot read {path}: {exc.strerror}") from None
     try:
         connection = ConnectionDescription.model_validate_json(text)
-        connection.check()
+        check_offline(connection)
     except ValidationError as exc:
         # input=False: pydantic would otherwise echo the offending value, which
         # for a password field is the password itself.
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
+            _problem(e) for e in exc.errors(include_input=False, include_url=False)
         )
         raise SystemExit(
             f"credflow: {path} is not a valid connection description: {problems}"
@@ -41,6 +52,8 @@ def load_connection(path: str) -> ConnectionDescription:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from temporalio.client import WorkflowFailureError
+
     from worker import TemporalSettings, connect
     from workflows import SqlExtractionWorkflow
     from workflows.models import ExtractionRequest
@@ -49,14 +62,64 @@ async def _run(args: argparse.Namespace) -> int:
     settings = TemporalSettings.from_env()
     client = await connect(settings, load_key_ring())
     request = ExtractionRequest(connection=connection, output_dir=args.output)
-    manifest = await client.execute_workflow(
+    handle = await client.start_workflow(
         SqlExtractionWorkflow.run,
         request,
         id=args.workflow_id or f"credflow-{uuid.uuid4()}",
         task_queue=settings.task_queue,
     )
+    _say(
+        f"started workflow {handle.id} on task queue {settings.task_queue} "
+        f"at {settings.address}"
+    )
+    watcher = asyncio.create_task(_watch(handle))
+    try:
+        manifest = await handle.result()
+    except WorkflowFailureError as err:
+        cause = err.cause
+        _say(f"credflow: the extraction failed: {getattr(cause, 'message', cause)}")
+        if getattr(cause, "type", None):
+            _say(f"credflow: error type {cause.type}; `credflow check` helps find why")
+        return 1
+    finally:
+        watcher.cancel()
     print(manifest.model_dump_json(indent=2))
     return 0
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def _watch(handle) -> None:
+    """Say which step runs, and warn when no worker can run the workflow."""
+    from temporalio.api.enums.v1 import EventType
+
+    from workflows import SqlExtractionWorkflow
+
+    last = None
+    warned = False
+    while True:
+        await asyncio.sleep(2)
+        try:
+            step = await handle.query(SqlExtractionWorkflow.current_step)
+        except Exception:
+            step = None  # no worker answers queries yet, or it cannot decode
+        if step and step != last:
+            _say(f"  step: {step}")
+            last = step
+        if warned:
+            continue
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                _say(
+                    "credflow: a worker picked the workflow up but could not run "
+                    "it (its task failed; the worker's log says why). The usual "
+                    "cause is a worker and client with different CREDFLOW_KEYS; "
+                    "the run waits until a worker that can read it takes it"
+                )
+                warned = True
+                break
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -104,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workflow-id", help="workflow id (default: a new one)")
 
     commands.add_parser("worker", help="run a worker (settings from the environment)")
-    commands.add_parser("demo", help="the whole demo on embedded servers")
+    demo_command = commands.add_parser(
+        "demo", help="the whole demo on embedded servers"
+    )
+    demo_command.add_argument("--output", default="output", help="folder for files")
     check.add_parser(commands)
     policy.add_parser(commands)
 
@@ -147,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from cli import demo
 
-            return demo.main([])
+            return demo.main(["--output", args.output])
         if args.command == "keys":
             return _keys(args)
         if args.command == "codec-server":

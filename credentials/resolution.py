@@ -86,6 +86,19 @@ def resolve(
     )
 
 
+def check_offline(connection: ConnectionDescription) -> None:
+    """Every check resolution makes before it calls anything.
+
+    Fields, source, auth type, ARN and region: `credflow run` calls it before
+    it starts a run, so a mistake is reported at once.
+    """
+    connection.check()
+    provider_for(connection.source)
+    check_auth_type(connection)
+    if connection.source != CredentialSource.DIRECT:
+        locate(connection.secret_arn, connection.region)
+
+
 def check_auth_type(connection: ConnectionDescription) -> None:
     """Reject an auth type, secret format or TLS mode that cannot work together."""
     auth_type = connection.auth_type

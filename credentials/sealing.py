@@ -71,6 +71,11 @@ class KeyRing:
             raise KeyRingError("the key ring is empty")
         for entry in entries:
             key_id, sep, encoded = entry.partition(":")
+            if key_id.strip() in keys:
+                raise KeyRingError(
+                    f"key id {key_id.strip()!r} appears twice in the key ring: "
+                    "give every key its own id"
+                )
             if not sep:
                 raise KeyRingError(
                     "a key ring entry has no id: write each key as id:base64key"

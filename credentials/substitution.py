@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,10 +10,16 @@ from credentials.errors import KeyNameError, SecretFormatError
 
 
 def _near_match(wanted: str, available: list[str]) -> str | None:
+    """A key name that differs only in case or spaces, or by a small typo."""
     folded = wanted.strip().casefold()
     for name in available:
         if name.strip().casefold() == folded:
             return name
+    close = difflib.get_close_matches(
+        folded, [n.casefold() for n in available], n=1, cutoff=0.85
+    )
+    if close:
+        return next(n for n in available if n.casefold() == close[0])
     return None
 
 

@@ -160,3 +160,8 @@ def test_two_installed_rings_share_a_process():
             purpose="credflow/secret-field/v1",
         )
     install_key_ring(None)
+
+
+def test_a_key_id_given_twice_is_refused():
+    with pytest.raises(KeyRingError, match="'k1' appears twice"):
+        KeyRing.parse(f"{generate_key_text('k1')},{generate_key_text('k1')}")

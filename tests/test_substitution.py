@@ -72,3 +72,8 @@ def test_a_key_that_holds_an_object_is_a_format_error():
 
 def test_key_names_lists_nested_paths():
     assert key_names({"a": 1, "b": {"c": 2}}) == ["a", "b", "b.c"]
+
+
+def test_a_small_typo_in_a_key_name_is_pointed_out():
+    with pytest.raises(KeyNameError, match="did you mean 'postgres_password'"):
+        substitute(SECRET, {"password": "postgres_pasword"}, secret_label="'s'")

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import (
+    SandboxedWorkflowRunner,
+    SandboxRestrictions,
+)
 
 from activities import ALL_ACTIVITIES
 from codec import encrypted_data_converter
@@ -72,6 +76,21 @@ async def connect(settings: TemporalSettings, key_ring: KeyRing) -> Client:
     )
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox, with the modules that seal credentials passed through.
+
+    Credential fields are unsealed wherever a payload is read, the sandbox
+    included. `cryptography`'s native code raises its own exception types and
+    aborts the process if the sandbox hands it a re-imported copy of them, so
+    it and the sealing code use the real modules.
+    """
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "cryptography", "credentials", "pydantic", "pydantic_core"
+        )
+    )
+
+
 def build_worker(
     client: Client,
     *,
@@ -84,6 +103,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=ALL_WORKFLOWS,
         activities=ALL_ACTIVITIES,
+        workflow_runner=workflow_runner(),
         # The activities are synchronous (boto3, psycopg): they run on threads.
         activity_executor=ThreadPoolExecutor(max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,

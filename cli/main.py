@@ -146,6 +146,7 @@ def _codec_server(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         origins=args.origin or DEFAULT_ORIGINS,
+        allow_encode=args.allow_encode,
     )
     print(f"codec endpoint on {server.url} (send the `credflow keys token` value)")
     server.serve_forever()
@@ -188,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     codec.add_argument("--host", default="127.0.0.1", help="default: loopback only")
     codec.add_argument("--port", type=int, default=8081)
+    codec.add_argument(
+        "--allow-encode",
+        action="store_true",
+        help="also serve /encode (it lets the token's holder make payloads a "
+        "worker accepts)",
+    )
     codec.add_argument(
         "--origin",
         action="append",

@@ -1,9 +1,10 @@
 """The codec endpoint: Temporal's remote codec protocol over HTTP, on loopback.
 
-The Temporal UI and CLI send `POST /decode` (and `/encode`) with a JSON body of
-payloads and an `Authorization: Bearer <token>` header. The token is derived
-from a key of the ring (`credflow keys token`), so only an operator who holds a
-key can have payloads decoded; everyone else gets 401.
+The Temporal UI and CLI send `POST /decode` with a JSON body of payloads and
+an `Authorization: Bearer <token>` header. The token is derived from a key of
+the ring (`credflow keys token`), so only an operator who holds a key can have
+payloads decoded; everyone else gets 401. `/encode` is off unless asked for:
+an encoded payload is one a worker accepts, so encoding is starting work.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ DEFAULT_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
 MAX_BODY = 8 * 1024 * 1024
 
 
-def _handler(codec: EncryptionCodec, origins: frozenset[str]) -> type:
+def _handler(
+    codec: EncryptionCodec, origins: frozenset[str], allow_encode: bool
+) -> type:
     class CodecHandler(BaseHTTPRequestHandler):
         server_version = "credflow-codec"
 
@@ -69,11 +72,11 @@ def _handler(codec: EncryptionCodec, origins: frozenset[str]) -> type:
         def do_POST(self) -> None:  # noqa: N802
             path = self.path.rstrip("/").rsplit("/", 1)[-1]
             if path not in ("encode", "decode"):
-                self._reply(HTTPStatus.NOT_FOUND, {"error": "use /encode or /decode"})
+                self._reply(HTTPStatus.NOT_FOUND, {"error": "use /decode"})
                 return
             auth = self.headers.get("Authorization", "")
-            token = auth.removeprefix("Bearer ").strip()
-            if not token or not codec.key_ring.accepts_token(token):
+            scheme, _, token = auth.partition(" ")
+            if scheme != "Bearer" or not codec.key_ring.accepts_token(token.strip()):
                 self._reply(
                     HTTPStatus.UNAUTHORIZED,
                     {
@@ -82,7 +85,21 @@ def _handler(codec: EncryptionCodec, origins: frozenset[str]) -> type:
                     },
                 )
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            if path == "encode" and not allow_encode:
+                # Encoding makes payloads a worker accepts: that is starting
+                # work, which needs the key ring, not a token to read with.
+                self._reply(
+                    HTTPStatus.FORBIDDEN,
+                    {"error": "encoding is off (credflow codec-server --allow-encode)"},
+                )
+                return
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._reply(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length"})
+                return
             if length > MAX_BODY:
                 self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "too large"})
                 return
@@ -120,8 +137,13 @@ class CodecServer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         origins: Iterable[str] = DEFAULT_ORIGINS,
+        allow_encode: bool = False,
     ) -> None:
-        handler = _handler(EncryptionCodec(key_ring), frozenset(origins))
+        handler = _handler(
+            EncryptionCodec(key_ring, accept_plain=True),
+            frozenset(origins),
+            allow_encode,
+        )
         self._server = ThreadingHTTPServer((host, port), handler)
         self._thread: threading.Thread | None = None
 

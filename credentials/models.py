@@ -23,9 +23,7 @@ from pydantic import (
 
 from credentials import redaction
 from credentials.errors import InvalidConnectionError
-from credentials.sealing import SEALED_PREFIX, installed_key_ring
-
-_PURPOSE = "credflow/secret-field/v1"
+from credentials.sealing import installed_key_ring, is_sealed
 
 
 class CredentialSource(StrEnum):
@@ -59,26 +57,39 @@ class AwsAccessMode(StrEnum):
 IAM_TOKEN_LIFETIME_SECONDS = 900
 
 
-def _seal(value: SecretStr) -> str:
-    plaintext = value.get_secret_value()
-    redaction.remember(plaintext)
-    return installed_key_ring().seal(plaintext, purpose=_PURPOSE)
+def sealed_secret(field: str) -> Any:
+    """A `SecretStr` type whose JSON form is sealed for one field only.
 
+    The field's name is bound into the seal (as authenticated data), so a
+    sealed value copied from one field into another, say a resolved password
+    into a typed-in password, does not unseal there.
+    """
+    purpose = f"credflow/secret-field/v1/{field}"
 
-def _unseal(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(SEALED_PREFIX):
-        plaintext = installed_key_ring().unseal(value, purpose=_PURPOSE)
+    def seal(value: SecretStr) -> str:
+        plaintext = value.get_secret_value()
         redaction.remember(plaintext)
-        return plaintext
-    return value
+        return installed_key_ring().seal(plaintext, purpose=purpose)
+
+    def unseal(value: Any) -> Any:
+        if isinstance(value, str) and is_sealed(value):
+            plaintext = installed_key_ring().unseal(value, purpose=purpose)
+            redaction.remember(plaintext)
+            return plaintext
+        return value
+
+    return Annotated[
+        SecretStr,
+        BeforeValidator(unseal),
+        PlainSerializer(seal, return_type=str, when_used="json"),
+    ]
 
 
-# A secret that JSON serialization seals rather than masks.
-SealedSecret = Annotated[
-    SecretStr,
-    BeforeValidator(_unseal),
-    PlainSerializer(_seal, return_type=str, when_used="json"),
-]
+# One sealed type per secret field: a seal opens only in the field it was made for.
+TypedInPassword = sealed_secret("connection.password")
+AwsSecretAccessKey = sealed_secret("aws_access.secret_access_key")
+AwsSessionToken = sealed_secret("aws_access.session_token")
+ResolvedPassword = sealed_secret("resolved.password")
 
 
 class AwsAccess(BaseModel):
@@ -95,8 +106,8 @@ class AwsAccess(BaseModel):
     mode: str = AwsAccessMode.DEFAULT_CHAIN.value
     profile: str | None = None
     access_key_id: str | None = None
-    secret_access_key: SealedSecret | None = None
-    session_token: SealedSecret | None = None
+    secret_access_key: AwsSecretAccessKey | None = None
+    session_token: AwsSessionToken | None = None
     role_arn: str | None = None
     external_id: str | None = None
     role_session_name: str = "credflow"
@@ -129,7 +140,7 @@ class ConnectionDescription(BaseModel):
     secret_format: str = SecretFormat.JSON.value
 
     username: str | None = None
-    password: SealedSecret | None = None
+    password: TypedInPassword | None = None
 
     # IAM user auth type: key names of the IAM user's access keys in the secret.
     access_key_id_key: str | None = None
@@ -198,7 +209,7 @@ class ResolvedCredential(BaseModel):
     source: str
     auth_type: str
     username: str
-    password: SealedSecret
+    password: ResolvedPassword
     host: str
     port: int
     database: str

@@ -8,6 +8,7 @@ secrets; this catches what third-party code might log.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -25,12 +26,24 @@ _lock = threading.Lock()
 NOISY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
+def _spellings(value: str) -> set[str]:
+    """The value as text, and as reprs and JSON print it (escaped newlines...)."""
+    return {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value.encode("utf-8"))[2:-1],
+    }
+
+
 def remember(value: str | None) -> None:
     if not value or len(value) < MIN_LENGTH:
         return
     with _lock:
-        _values[value] = None
-        _values.move_to_end(value)
+        for spelling in _spellings(value):
+            _values[spelling] = None
+            _values.move_to_end(spelling)
         while len(_values) > _MAX_REMEMBERED:
             _values.popitem(last=False)
 

@@ -71,6 +71,17 @@ class KeyRing:
             raise KeyRingError("the key ring is empty")
         for entry in entries:
             key_id, sep, encoded = entry.partition(":")
+            if not sep:
+                raise KeyRingError(
+                    "a key ring entry has no id: write each key as id:base64key"
+                )
+            if not _KEY_ID.match(key_id.strip()):
+                # Likely the halves swapped: the part before ':' may be a key.
+                raise KeyRingError(
+                    f"entry {len(keys) + 1} of the key ring does not start with a "
+                    "key id (1-64 letters, digits, '_', '.' or '-'): write each "
+                    "key as id:base64key, id first"
+                )
             if key_id.strip() in keys:
                 raise KeyRingError(
                     f"key id {key_id.strip()!r} appears twice in the key ring: "
@@ -99,6 +110,9 @@ class KeyRing:
     def decrypt(self, key_id: str, blob: bytes, *, purpose: str) -> bytes:
         aead = self._keys.get(key_id)
         if aead is None:
+            if not _KEY_ID.match(key_id):
+                # Not a key id at all: perhaps a value that only looks sealed.
+                raise SealingError("the value is not sealed with a credflow key ring")
             raise SealingError(
                 f"the value was encrypted with key {key_id!r}, which this key ring "
                 f"({', '.join(self._keys)}) does not hold; add that key to the ring "
@@ -126,8 +140,10 @@ class KeyRing:
         ).decode()
 
     def accepts_token(self, token: str) -> bool:
+        # Compared as bytes: any header text, non-ASCII included, is just wrong.
+        given = token.encode("utf-8", "replace")
         return any(
-            hmac.compare_digest(token, self.access_token(key_id))
+            hmac.compare_digest(given, self.access_token(key_id).encode())
             for key_id in self._keys
         )
 
@@ -144,6 +160,26 @@ class KeyRing:
         except (ValueError, binascii.Error):
             raise SealingError("the sealed value is not valid base64") from None
         return self.decrypt(key_id, blob, purpose=purpose).decode()
+
+
+def is_sealed(value: str) -> bool:
+    """True for a value in the exact form `seal` writes, not one that only starts so.
+
+    A typed-in password may begin with the prefix; it is a password, not a seal.
+    """
+    if not value.startswith(SEALED_PREFIX):
+        return False
+    key_id, sep, text = value[len(SEALED_PREFIX) :].partition(":")
+    if not sep or not _KEY_ID.match(key_id):
+        return False
+    try:
+        blob = base64.urlsafe_b64decode(text.encode())
+    except (ValueError, binascii.Error):
+        return False
+    # Nonce and authentication tag at least, and canonical base64.
+    return len(blob) >= _NONCE_BYTES + 16 and (
+        base64.urlsafe_b64encode(blob).decode() == text
+    )
 
 
 def generate_key_text(key_id: str = "k1") -> str:

@@ -84,3 +84,19 @@ def test_a_worker_without_a_key_ring_refuses_to_start():
     assert "refusing to start: no key ring" in done.stderr
     assert "CREDFLOW_KEYS" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_escaped_spellings_of_a_value_are_masked_too():
+    secret = "token-with-newline-\n-and-quote-'-end"
+    remember(secret)
+    logger = logging.getLogger("test.redaction.escaped")
+    capture = Capture()
+    capture.addFilter(RedactingFilter())
+    logger.addHandler(capture)
+    logger.warning("header %r", secret.encode())
+    logger.warning("value %r", secret)
+    logger.removeHandler(capture)
+
+    text = "\n".join(capture.lines)
+    assert "token-with-newline" not in text
+    assert text.count(MASK) == 2

@@ -157,7 +157,7 @@ def test_two_installed_rings_share_a_process():
     with pytest.raises(SealingError):
         a.unseal(
             _credential().model_dump_json().split('"password":"')[1].split('"')[0],
-            purpose="credflow/secret-field/v1",
+            purpose="credflow/secret-field/v1/resolved.password",
         )
     install_key_ring(None)
 
@@ -165,3 +165,39 @@ def test_two_installed_rings_share_a_process():
 def test_a_key_id_given_twice_is_refused():
     with pytest.raises(KeyRingError, match="'k1' appears twice"):
         KeyRing.parse(f"{generate_key_text('k1')},{generate_key_text('k1')}")
+
+
+def test_a_seal_does_not_open_in_another_field(ring):
+    from credentials.models import ConnectionDescription
+
+    sealed = _credential().model_dump(mode="json")["password"]
+    assert sealed.startswith("sealed:v1:")
+
+    # A resolved password copied into a typed-in password field stays shut.
+    with pytest.raises(Exception, match="does not decrypt") as caught:
+        ConnectionDescription(source="direct", username="u", password=sealed)
+    assert PASSWORD not in str(caught.value)
+    assert (
+        ResolvedCredential.model_validate_json(
+            _credential().model_dump_json()
+        ).password.get_secret_value()
+        == PASSWORD
+    )
+
+
+def test_a_key_ring_with_swapped_halves_does_not_print_the_key():
+    key = generate_key_text("k1").split(":", 1)[1]
+    with pytest.raises(KeyRingError, match="does not start with a key id") as caught:
+        KeyRing.parse(f"{key}:k1")
+    assert key not in str(caught.value)
+    assert key[:12] not in str(caught.value)
+
+
+def test_a_password_that_only_looks_sealed_is_a_password(ring):
+    from credentials.models import ConnectionDescription
+
+    typed = "sealed:v1:MY-REAL-PASSWORD-part:rest"
+    connection = ConnectionDescription(source="direct", username="u", password=typed)
+    assert connection.password.get_secret_value() == typed
+    back = ConnectionDescription.model_validate_json(connection.model_dump_json())
+    assert back.password.get_secret_value() == typed

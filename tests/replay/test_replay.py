@@ -15,7 +15,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from credentials.sealing import KeyRing
-from worker import data_converter
+from worker import data_converter, workflow_runner
 from workflows import ALL_WORKFLOWS, SqlExtractionWorkflow
 from workflows.models import ExtractionManifest, ExtractionRequest
 
@@ -35,7 +35,11 @@ def converter():
 
 @pytest.mark.parametrize("name", SCENARIOS)
 async def test_recorded_history_replays(name, converter):
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=converter)
+    replayer = Replayer(
+        workflows=ALL_WORKFLOWS,
+        data_converter=converter,
+        workflow_runner=workflow_runner(),
+    )
     result = await replayer.replay_workflow(history(name))
     assert result.replay_failure is None
 
@@ -59,3 +63,21 @@ async def test_an_incompatible_change_fails_replay(converter):
     replayer = Replayer(workflows=[TimerFirstExtraction], data_converter=converter)
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(history("clean"))
+
+
+async def test_a_seal_that_does_not_open_fails_the_task_not_the_process(converter):
+    # Recorded when every secret field shared one seal purpose: its credential
+    # fields no longer unseal. That must be a failed workflow task, never the
+    # native crypto code aborting the worker from inside the sandbox.
+    legacy = Path(__file__).resolve().parent / "legacy" / "clean-generic-seal.json"
+    replayer = Replayer(
+        workflows=ALL_WORKFLOWS,
+        data_converter=converter,
+        workflow_runner=workflow_runner(),
+    )
+    result = await replayer.replay_workflow(
+        WorkflowHistory.from_json("replay-clean", legacy.read_text()),
+        raise_on_replay_failure=False,
+    )
+    assert result.replay_failure is not None
+    assert "SealingError" in repr(result.replay_failure)

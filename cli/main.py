@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -54,6 +55,7 @@ def load_connection(path: str) -> ConnectionDescription:
 async def _run(args: argparse.Namespace) -> int:
     from temporalio.client import WorkflowFailureError
 
+    from activities.models import SchemaFilters
     from worker import TemporalSettings, connect
     from workflows import SqlExtractionWorkflow
     from workflows.models import ExtractionRequest
@@ -61,7 +63,24 @@ async def _run(args: argparse.Namespace) -> int:
     connection = load_connection(args.connection)
     settings = TemporalSettings.from_env()
     client = await connect(settings, load_key_ring())
-    request = ExtractionRequest(connection=connection, output_dir=args.output)
+    try:
+        filters = SchemaFilters(
+            include=args.include or [],
+            exclude=args.exclude or [],
+            include_system_schemas=args.include_system_schemas,
+        )
+        for pattern in [*filters.include, *filters.exclude]:
+            re.compile(pattern)
+    except re.error as exc:
+        raise SystemExit(
+            f"credflow: a schema filter is not a valid regular expression: {exc}"
+        ) from None
+    request = ExtractionRequest(
+        connection=connection,
+        filters=filters,
+        output_dir=args.output,
+        run_name=args.run_name,
+    )
     handle = await client.start_workflow(
         SqlExtractionWorkflow.run,
         request,
@@ -72,7 +91,8 @@ async def _run(args: argparse.Namespace) -> int:
         f"started workflow {handle.id} on task queue {settings.task_queue} "
         f"at {settings.address}"
     )
-    watcher = asyncio.create_task(_watch(handle))
+    finished = asyncio.Event()
+    watcher = asyncio.create_task(_watch(handle, finished))
     try:
         manifest = await handle.result()
     except WorkflowFailureError as err:
@@ -82,7 +102,10 @@ async def _run(args: argparse.Namespace) -> int:
             _say(f"credflow: error type {cause.type}; `credflow check` helps find why")
         return 1
     finally:
-        watcher.cancel()
+        # Let the watcher finish its call: a call still in flight when the
+        # interpreter exits would crash it from the client's own thread.
+        finished.set()
+        await watcher
     print(manifest.model_dump_json(indent=2))
     return 0
 
@@ -91,7 +114,7 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def _watch(handle) -> None:
+async def _watch(handle, finished: asyncio.Event) -> None:
     """Say which step runs, and warn when no worker can run the workflow."""
     from temporalio.api.enums.v1 import EventType
 
@@ -99,8 +122,12 @@ async def _watch(handle) -> None:
 
     last = None
     warned = False
-    while True:
-        await asyncio.sleep(2)
+    while not finished.is_set():
+        try:
+            await asyncio.wait_for(finished.wait(), timeout=2)
+            return
+        except TimeoutError:
+            pass
         try:
             step = await handle.query(SqlExtractionWorkflow.current_step)
         except Exception:
@@ -166,6 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("connection", help="connection description (JSON file)")
     run.add_argument("--output", default="output", help="folder for the files")
     run.add_argument("--workflow-id", help="workflow id (default: a new one)")
+    run.add_argument(
+        "--run-name", help="folder under --output for this run (default: workflow id)"
+    )
+    run.add_argument(
+        "--include",
+        action="append",
+        metavar="REGEX",
+        help="extract only schemas whose whole name matches (repeatable)",
+    )
+    run.add_argument(
+        "--exclude",
+        action="append",
+        metavar="REGEX",
+        help="leave out schemas whose whole name matches (repeatable)",
+    )
+    run.add_argument(
+        "--include-system-schemas",
+        action="store_true",
+        help="also extract pg_catalog, information_schema and the like",
+    )
 
     commands.add_parser("worker", help="run a worker (settings from the environment)")
     demo_command = commands.add_parser(

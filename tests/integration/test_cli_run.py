@@ -16,7 +16,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def credflow_run(temporal, runner, key_ring_text, tmp_path, description):
+async def credflow_run(
+    temporal, runner, key_ring_text, tmp_path, description, *options: str
+):
     path = tmp_path / "connection.json"
     path.write_text(json.dumps(description))
     env = {
@@ -26,7 +28,7 @@ async def credflow_run(temporal, runner, key_ring_text, tmp_path, description):
         "CREDFLOW_KEYS": key_ring_text,
     }
     command = [sys.executable, "-m", "cli.main", "run", str(path)]
-    command += ["--output", str(tmp_path / "out")]
+    command += ["--output", str(tmp_path / "out"), *options]
     return await asyncio.to_thread(
         subprocess.run,
         command,
@@ -67,3 +69,40 @@ async def test_a_failed_run_says_why_without_a_traceback(
     assert "error type KeyNameError" in done.stderr
     assert "Traceback" not in done.stderr
     assert pagila.password not in done.stderr + done.stdout
+
+
+async def test_run_filters_schemas(temporal, runner, key_ring_text, pagila, tmp_path):
+    done = await credflow_run(
+        temporal,
+        runner,
+        key_ring_text,
+        tmp_path,
+        pagila.connection(),
+        "--include-system-schemas",
+        "--include",
+        "pg_.*|information_schema",
+        "--exclude",
+        "pg_toast.*",
+        "--run-name",
+        "system",
+    )
+
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(done.stdout)
+    schemas_file = tmp_path / "out" / "system" / "schemas" / "part-00000.jsonl"
+    names = {json.loads(line)["name"] for line in schemas_file.read_text().splitlines()}
+    assert names == {"pg_catalog", "information_schema"}
+    assert manifest["objects"]["schemas"] == 2
+    assert manifest["objects"]["columns"] > 1000  # the catalog's own tables
+
+
+async def test_run_refuses_a_bad_filter_before_starting(
+    temporal, runner, key_ring_text, pagila, tmp_path
+):
+    done = await credflow_run(
+        temporal, runner, key_ring_text, tmp_path, pagila.connection(), "--include", "("
+    )
+
+    assert done.returncode == 1
+    assert "not a valid regular expression" in done.stderr
+    assert "started workflow" not in done.stderr

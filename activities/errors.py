@@ -15,9 +15,12 @@ from credentials.errors import CredentialError
 
 # The database refused the login: wrong password (28P01) or not allowed (28000).
 LOGIN_REJECTED_SQLSTATES = frozenset({"28P01", "28000"})
+# The server has no database of the name asked for.
+DATABASE_NOT_FOUND_SQLSTATE = "3D000"
 
 LOGIN_REJECTED = "LoginRejected"
 DATABASE_UNREACHABLE = "DatabaseUnreachable"
+DATABASE_NOT_FOUND = "DatabaseNotFound"
 QUERY_FAILED = "CatalogQueryFailed"
 INVALID_FILTER = "InvalidSchemaFilter"
 
@@ -59,7 +62,8 @@ def sqlstate_of(exc: BaseException) -> str | None:
 # connecting (libpq keeps the server's error fields private then), so for such
 # errors the server's FATAL message is matched instead. It matters when the
 # server's lc_messages is not English: a rejected login is then reported as an
-# unreachable database and is not re-resolved.
+# unreachable database and is not re-resolved, and a missing database is
+# retried as unreachable.
 _CONNECT_MESSAGES = (
     (re.compile(r"password authentication failed for user"), "28P01"),
     (re.compile(r"no pg_hba\.conf entry for"), "28000"),
@@ -67,6 +71,7 @@ _CONNECT_MESSAGES = (
     (re.compile(r'role ".*" does not exist'), "28000"),
     (re.compile(r'role ".*" is not permitted to log in'), "28000"),
     (re.compile(r"PAM authentication failed for user"), "28000"),
+    (re.compile(r'database ".*" does not exist'), DATABASE_NOT_FOUND_SQLSTATE),
 )
 
 

@@ -103,6 +103,16 @@ def _connect_error(
             type=errors.LOGIN_REJECTED,
             non_retryable=True,
         )
+    if sqlstate == errors.DATABASE_NOT_FOUND_SQLSTATE:
+        return ApplicationError(
+            f"the server at {credential.host}:{credential.port} has no database "
+            f"{credential.database!r} (SQLSTATE {sqlstate}) for step {step}: check "
+            "the database name in the connection description, or the value under "
+            "the key database_key names in the secret",
+            {"sqlstate": sqlstate},
+            type=errors.DATABASE_NOT_FOUND,
+            non_retryable=True,
+        )
     return ApplicationError(
         f"could not connect to the database at {where} for step {step} "
         f"({type(exc).__name__}{', SQLSTATE ' + sqlstate if sqlstate else ''}): "
@@ -225,7 +235,6 @@ def run_step(request: StepRequest) -> StepResult:
     info = activity.info()
     folder = Path(request.output_dir) / request.run_name
     result = StepResult(step=request.step, count=0)
-    secrets = [credential.password.get_secret_value()]
 
     try:
         with connect(credential, request.step) as connection:
@@ -271,12 +280,14 @@ def run_step(request: StepRequest) -> StepResult:
             raise _connect_error(
                 exc, credential, request.step, credential.host
             ) from None
+        # The password is unwrapped only here, inside the call: a local holding
+        # it would show in a traceback rendered with locals (Sentry, rich).
         raise ApplicationError(
             errors.scrub(
                 f"the catalog query of step {request.step} failed "
                 f"({type(exc).__name__}, SQLSTATE {sqlstate or 'unknown'}): check "
                 "that the login may read pg_catalog",
-                secrets,
+                [credential.password.get_secret_value()],
             ),
             {"sqlstate": sqlstate},
             type=errors.QUERY_FAILED,

@@ -8,6 +8,7 @@ step (AWSPENDING during a rotation), bypassing the cache for that question.
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import application_error
 from activities.models import Resolution, ResolveRequest
@@ -39,6 +40,19 @@ def resolve_credentials(request: ResolveRequest) -> Resolution:
         )
         # `from None`: the provider's own exception stays out of the failure.
         raise application_error(err) from None
+    except Exception as exc:
+        # An error credflow did not map: its text may quote a request header or
+        # a value read from the secret, so only its type goes out.
+        kind = type(exc).__name__
+        activity.logger.warning(
+            "resolution failed for step %s with an unexpected %s", request.step, kind
+        )
+        raise ApplicationError(
+            f"resolution failed with an unexpected {kind} (its text is left out, "
+            "as it may hold a secret value): run `credflow check` on the "
+            "connection description",
+            type=kind,
+        ) from None
 
     if credential is None:
         activity.logger.info(

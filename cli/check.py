@@ -7,7 +7,6 @@ non-zero when any check fails. Values read from the secret are never printed.
 from __future__ import annotations
 
 import argparse
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +27,26 @@ from credentials.models import (
     CredentialSource,
     ResolvedCredential,
 )
+from credentials.providers import Provider, provider_for
 from credentials.providers.aws import AwsSecretsManagerProvider, SecretDescription
-from credentials.resolution import check_auth_type, resolve
+from credentials.resolution import check_auth_type, check_aws_settings, resolve
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 
 # SQLSTATEs of a refused login, and of a database name the server does not have.
 _LOGIN_REFUSED = {"28P01", "28000"}
 _NO_SUCH_DATABASE = "3D000"
+
+# The checks that ask the secret store; `direct` values are typed in instead.
+_SECRET_STORE_CHECKS = (
+    "ARN format",
+    "region",
+    "AWS identity",
+    "secret exists",
+    "DescribeSecret allowed",
+    "GetSecretValue allowed",
+    "rotation state",
+)
 
 
 @dataclass(frozen=True)
@@ -75,10 +86,25 @@ class Checklist:
         return any(r.status == FAIL for r in self.results)
 
     def run(self) -> list[CheckResult]:
+        try:
+            self._run()
+        except Exception as exc:  # any failure no check foresaw
+            # Its text is left out: it can quote a request header or a value
+            # read from the secret.
+            self.add(
+                "checklist",
+                FAIL,
+                f"stopped by an unexpected {type(exc).__name__} (its text is not "
+                "shown, as it may hold a secret value)",
+            )
+        return self.results
+
+    def _run(self) -> None:
         connection = self.connection
         try:
             connection.check()
             check_auth_type(connection)
+            check_aws_settings(connection)
             self.add(
                 "connection description",
                 PASS,
@@ -86,14 +112,21 @@ class Checklist:
             )
         except CredentialError as err:
             self.add("connection description", FAIL, err.message)
-            return self.results
+            return
 
         secret_ok = True
         if connection.source == CredentialSource.AWS_SECRETS_MANAGER:
             secret_ok = self._secret_store_checks()
+        else:
+            for name in _SECRET_STORE_CHECKS:
+                self.add(
+                    name,
+                    SKIP,
+                    f"source {connection.source!r}: the values are typed into the "
+                    "description, no secret store is asked",
+                )
         credential = self._resolution_check(secret_ok)
         self._database_checks(credential)
-        return self.results
 
     def _secret_store_checks(self) -> bool:
         connection = self.connection
@@ -203,8 +236,13 @@ class Checklist:
         if not secret_ok:
             self.add(name, SKIP, "the secret could not be read")
             return None
+        provider: Provider = (
+            self.provider
+            if self.connection.source == CredentialSource.AWS_SECRETS_MANAGER
+            else provider_for(self.connection.source)
+        )
         try:
-            credential = resolve(self.connection, provider=self.provider)
+            credential = resolve(self.connection, provider=provider)
         except CredentialError as err:
             self.add(name, FAIL, f"{err.kind}: {err.message}")
             return None
@@ -280,11 +318,9 @@ def _login_failure(
     # SQLSTATE and our own words go out.
     from activities.errors import connect_failure_sqlstate
 
-    sqlstate = connect_failure_sqlstate(exc)
     # Limitation: like the query activity, this reads the server's English
     # message when psycopg gives no SQLSTATE for a failed connection.
-    if sqlstate is None and re.search(r'database ".*" does not exist', str(exc)):
-        sqlstate = _NO_SUCH_DATABASE
+    sqlstate = connect_failure_sqlstate(exc)
     user = credential.username
     version = credential.version_id or "(typed in)"
     if sqlstate in _LOGIN_REFUSED:

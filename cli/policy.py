@@ -104,6 +104,23 @@ def kms_key_arn(description: SecretDescription, account: str) -> str | None:
 
 
 def main(args: argparse.Namespace, connection: ConnectionDescription) -> int:
+    try:
+        return _print_policy(args, connection)
+    except CredentialError:
+        raise  # credflow's own message, printed by the command line
+    except Exception as exc:  # any failure credflow did not foresee
+        # Its text is left out: it can quote a request header or a value read
+        # from the secret.
+        print(
+            f"credflow: the policy could not be made: unexpected "
+            f"{type(exc).__name__} (its text is not shown, as it may hold a "
+            "secret value)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _print_policy(args: argparse.Namespace, connection: ConnectionDescription) -> int:
     notes: list[str] = []
     location = locate(connection.secret_arn, connection.region)
     provider = AwsSecretsManagerProvider()
@@ -111,9 +128,10 @@ def main(args: argparse.Namespace, connection: ConnectionDescription) -> int:
     description: SecretDescription | None = None
     try:
         description = provider.describe(connection)
-    except CredentialError as err:
+    except Exception as exc:  # credflow's errors, and any other: type name only
+        kind = exc.kind if isinstance(exc, CredentialError) else type(exc).__name__
         notes.append(
-            f"DescribeSecret failed ({err.kind}), so the policy cannot say whether "
+            f"DescribeSecret failed ({kind}), so the policy cannot say whether "
             "the secret uses a customer-managed KMS key; if it does, add kms:Decrypt "
             "on that key"
         )

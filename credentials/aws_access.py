@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
 import botocore.session
+import botocore.utils
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
+from pydantic import SecretStr
 
-from credentials import errors
+from credentials import errors, redaction
 from credentials.models import AwsAccess, AwsAccessMode
 
 _STS_CONFIG = Config(
@@ -45,6 +48,61 @@ def describe_access(access: AwsAccess | None) -> str:
     if access.mode == AwsAccessMode.STATIC_KEYS:
         return f"the static access key {access.access_key_id!r}"
     return f"role {access.role_arn!r} assumed with STS"
+
+
+def check_access(access: AwsAccess | None) -> None:
+    """Refuse `aws_access` values botocore cannot send, before any call.
+
+    The access key id and session token travel in HTTP headers: a line break
+    or other control character there makes the HTTP client fail with an error
+    that quotes the header, so such a value is refused here, by field name.
+    """
+    if access is None:
+        return
+    for name in ("access_key_id", "secret_access_key", "session_token"):
+        problem = _key_problem(getattr(access, name))
+        if problem:
+            raise errors.InvalidConnectionError(
+                f"aws_access.{name} {problem}; AWS keys and session tokens are "
+                "printable ASCII with no spaces: copy the value again without the "
+                "line break or surrounding spaces"
+            )
+    check_endpoint_url("aws_access.sts_endpoint_url", access.sts_endpoint_url)
+
+
+def _key_problem(value: str | SecretStr | None) -> str | None:
+    # Unwrapped only inside this function, so no caller's frame holds the value.
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if text is None:
+        return None
+    if text != text.strip():
+        return "has leading or trailing whitespace (such as a line break)"
+    if any(not (char.isascii() and char.isprintable()) for char in text):
+        return "holds a control character (such as a line break) or a non-ASCII one"
+    if any(char.isspace() for char in text):
+        return "holds a space"
+    return None
+
+
+def check_endpoint_url(field: str, url: str | None) -> None:
+    """Refuse an endpoint URL botocore would reject on every attempt."""
+    if url is None:
+        return
+    # The URL is not repeated: one with user information would carry a password.
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    valid = bool(
+        botocore.utils.is_valid_endpoint_url(url)
+        or botocore.utils.is_valid_ipv6_endpoint_url(url)
+    )
+    if scheme not in {"http", "https"} or not valid or url != url.strip():
+        raise errors.InvalidConnectionError(
+            f"{field} is not an http:// or https:// URL with a valid host name: give "
+            "the endpoint as https://host[:port] (such as a VPC endpoint's DNS "
+            "name), or leave it out to use boto3's own settings"
+        )
 
 
 def _fingerprint(value: Any) -> str | None:
@@ -78,6 +136,7 @@ def session_for(access: AwsAccess | None, region: str) -> boto3.session.Session:
     refreshing credentials) is reused so a role is not assumed on every read.
     """
     access = access or AwsAccess()
+    check_access(access)
     key = _cache_key(access, region)
     with _lock:
         if key not in _sessions:
@@ -139,6 +198,9 @@ def _build_session(access: AwsAccess, region: str) -> boto3.session.Session:
             duration_seconds=access.duration_seconds,
             purpose="to read the secret",
         )
+        # Masked in any log line from now on, whatever logs them.
+        redaction.remember(answer["SecretAccessKey"])
+        redaction.remember(answer["SessionToken"])
         return {
             "access_key": answer["AccessKeyId"],
             "secret_key": answer["SecretAccessKey"],
@@ -201,8 +263,8 @@ def assume_role(
             ) from None
         if code in _THROTTLED:
             raise errors.SecretStoreThrottledError(
-                f"STS throttled AssumeRole for {role_arn!r} {purpose}; retrying "
-                "with backoff"
+                f"STS throttled AssumeRole for {role_arn!r} {purpose} (retried "
+                "with backoff): if this persists, lower the worker's concurrency"
             ) from None
         raise errors.RoleAssumptionError(
             f"STS refused to let the AWS identity in use assume role {role_arn!r} "
@@ -214,8 +276,8 @@ def assume_role(
     except _NETWORK as exc:
         raise errors.SecretStoreUnavailableError(
             f"could not reach STS ({type(exc).__name__}) to assume role "
-            f"{role_arn!r} {purpose}: check the network path to the STS endpoint; "
-            "retrying with backoff"
+            f"{role_arn!r} {purpose}: check the network path to the STS endpoint "
+            "(retried with backoff)"
         ) from None
     except (
         botocore.exceptions.NoCredentialsError,
@@ -225,6 +287,14 @@ def assume_role(
             f"no AWS credentials were found to assume role {role_arn!r} {purpose}: "
             "configure the worker's AWS identity (environment, profile, web "
             "identity or instance role)"
+        ) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        # Its text can quote a request header, such as a session token.
+        raise errors.SecretStoreClientError(
+            f"the AWS SDK failed to call STS AssumeRole for {role_arn!r} {purpose} "
+            f"before STS answered ({type(exc).__name__}): check sts_endpoint_url, "
+            "the proxy settings (HTTPS_PROXY, NO_PROXY) and that the AWS "
+            "credentials in use hold no line break or other control character"
         ) from None
 
 

@@ -81,6 +81,10 @@ class VersionReferenceError(InvalidConnectionError):
     """A version stage was given where a version id belongs, or the reverse."""
 
 
+class SecretStoreClientError(CredentialError):
+    """The AWS SDK failed before the service answered, for no network reason."""
+
+
 class IamTokenError(CredentialError):
     """An RDS IAM authentication token could not be generated."""
 
@@ -91,6 +95,10 @@ class SecretFormatError(CredentialError):
 
 class KeyNameError(CredentialError):
     """A key name in the connection description is not in the secret."""
+
+
+class CredentialValueError(CredentialError):
+    """A value read for the login is empty, or holds a character it cannot carry."""
 
 
 class DatabaseFieldError(KeyNameError):

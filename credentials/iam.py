@@ -13,8 +13,9 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+from pydantic import SecretStr
 
-from credentials import errors
+from credentials import errors, redaction
 from credentials.aws_access import assume_role
 from credentials.models import IAM_TOKEN_LIFETIME_SECONDS
 
@@ -64,17 +65,19 @@ def generate_token(
             f"on {host}:{port} in region {region} ({type(exc).__name__}, "
             f"{identity}): check the database host, port and region"
         ) from None
+    # The token is the login's password: masked in any log line from now on.
+    redaction.remember(str(token))
     return IamToken(
         token=str(token),
         expires_at=signed_at + timedelta(seconds=IAM_TOKEN_LIFETIME_SECONDS),
     )
 
 
-def user_session(access_key_id: str, secret_access_key: str, region: str) -> Any:
+def user_session(access_key_id: str, secret_access_key: SecretStr, region: str) -> Any:
     """A session acting as the IAM user whose keys the secret holds."""
     return boto3.session.Session(
         aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
+        aws_secret_access_key=secret_access_key.get_secret_value(),
         region_name=region,
     )
 
@@ -101,6 +104,8 @@ def role_session(
         duration_seconds=900,
         purpose="to sign the database's IAM authentication token",
     )
+    redaction.remember(credentials["SecretAccessKey"])
+    redaction.remember(credentials["SessionToken"])
     return boto3.session.Session(
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],

@@ -13,8 +13,14 @@ from pydantic import SecretStr
 
 from credentials import iam
 from credentials.arn import locate
-from credentials.aws_access import describe_access, session_for
+from credentials.aws_access import (
+    check_access,
+    check_endpoint_url,
+    describe_access,
+    session_for,
+)
 from credentials.errors import (
+    CredentialValueError,
     DatabaseFieldError,
     InvalidConnectionError,
     KeyNameError,
@@ -28,12 +34,15 @@ from credentials.models import (
 )
 from credentials.providers import Provider, provider_for
 from credentials.providers.base import SecretValue
-from credentials.substitution import substitute
+from credentials.substitution import lookup, substitute
 
 # libpq modes that may fall back to a plain-text connection: RDS refuses an IAM
 # token over one, so the IAM auth types insist on TLS.
 _NO_TLS = {"disable", "allow", "prefer"}
 _SECRET_FIELDS = frozenset({"password", "secret_access_key"})
+# Fields that error messages and log lines may show: a failed connection names
+# the host, port, database and user.
+_PLAIN_FIELDS = ("username", "host", "port", "database")
 
 
 def resolve(
@@ -53,12 +62,17 @@ def resolve(
     connection.check()
     provider = provider or provider_for(connection.source)
     check_auth_type(connection)
+    check_aws_settings(connection)
 
     secret = provider.read(
         connection, version_id=version_id, version_stage=version_stage
     )
+    refuse_secret_reuse(connection, secret)
+    # Secret values stay `SecretStr` in every local here and are unwrapped only
+    # where they are used: a traceback rendered with locals (Sentry, rich)
+    # shows each local's repr.
     values = substitute(
-        secret.values,
+        secret,
         references(connection),
         secret_label=secret.label,
         hidden_fields=_SECRET_FIELDS,
@@ -66,13 +80,14 @@ def resolve(
     if connection.secret_format == SecretFormat.PLAIN:
         values["username"] = connection.username or ""
     host, port, database = database_fields(connection, secret)
+    check_login_values(connection, secret, values, host=host, database=database)
 
     password, expires_at, sslmode = _login(connection, values, host, port, provider)
     return ResolvedCredential(
         source=connection.source,
         auth_type=connection.auth_type,
         username=values["username"],
-        password=SecretStr(password),
+        password=password,
         host=host,
         port=port,
         database=database,
@@ -95,8 +110,18 @@ def check_offline(connection: ConnectionDescription) -> None:
     connection.check()
     provider_for(connection.source)
     check_auth_type(connection)
+    check_aws_settings(connection)
     if connection.source != CredentialSource.DIRECT:
         locate(connection.secret_arn, connection.region)
+
+
+def check_aws_settings(connection: ConnectionDescription) -> None:
+    """Refuse endpoint URLs and `aws_access` values botocore cannot use.
+
+    Found before any call, they fail at once instead of on every retry.
+    """
+    check_endpoint_url("aws_endpoint_url", connection.aws_endpoint_url)
+    check_access(connection.aws_access)
 
 
 def check_auth_type(connection: ConnectionDescription) -> None:
@@ -140,8 +165,12 @@ def check_auth_type(connection: ConnectionDescription) -> None:
             )
 
 
-def references(connection: ConnectionDescription) -> dict[str, str]:
-    """Field -> key name in the secret, for every value resolution needs."""
+def references(connection: ConnectionDescription) -> dict[str, str | SecretStr]:
+    """Field -> key name in the secret, for every value resolution needs.
+
+    The password's key name stays a `SecretStr`, as in the description: it is
+    a password when one was typed where its key name belongs.
+    """
     if connection.source == CredentialSource.DIRECT:
         refs = {"username": "username"}
         if connection.auth_type == AuthType.BASIC:
@@ -153,7 +182,7 @@ def references(connection: ConnectionDescription) -> dict[str, str]:
     refs = {"username": connection.username or ""}
     if connection.auth_type == AuthType.BASIC:
         assert connection.password is not None  # check() guarantees it
-        refs["password"] = connection.password.get_secret_value()
+        refs["password"] = connection.password
     elif connection.auth_type == AuthType.IAM_USER:
         refs["access_key_id"] = connection.access_key_id_key or ""
         refs["secret_access_key"] = connection.secret_access_key_key or ""
@@ -175,7 +204,7 @@ def database_fields(
             continue
         try:
             fields[name] = substitute(
-                secret.values, {name: key_name}, secret_label=secret.label
+                secret, {name: key_name}, secret_label=secret.label
             )[name]
         except KeyNameError as err:
             raise DatabaseFieldError(f"{err.message}. {_missing_hint(name)}") from None
@@ -191,6 +220,141 @@ def database_fields(
             "secret or give port in the connection description"
         )
     return str(fields["host"]), port, str(fields["database"])
+
+
+def refuse_secret_reuse(connection: ConnectionDescription, secret: SecretValue) -> None:
+    """Refuse a username, host, port or database that takes a secret's value.
+
+    Those fields appear in error messages (a failed connection names host, port
+    and database): `database_key` pointing at the password's key would put the
+    password there. The error names the fields, never the value.
+    """
+    refs = references(connection)
+    clashes = [
+        f"the {plain} ({_origin(connection, plain)}) and the {hidden} "
+        f"({_origin(connection, hidden)})"
+        for hidden in sorted(_SECRET_FIELDS & refs.keys())
+        for plain in _PLAIN_FIELDS
+        if _same_value(connection, secret, plain, refs[hidden])
+    ]
+    if clashes:
+        raise InvalidConnectionError(
+            f"{'; '.join(clashes)} have the same value in secret {secret.label}. "
+            "The username, host, port and database are shown in error messages "
+            "and logs, so none may hold a secret: point username, host_key, "
+            "port_key and database_key at the keys that hold those values"
+        )
+
+
+def _same_value(
+    connection: ConnectionDescription,
+    secret: SecretValue,
+    plain: str,
+    hidden_key: str | SecretStr,
+) -> bool:
+    # Values are compared here and never returned, so no caller's local
+    # holds a secret value when the error is raised.
+    found, hidden = lookup(secret.values, _text(hidden_key))
+    if not found or not _scalar(hidden) or str(hidden) == "":
+        return False
+    key_name = _plain_key(connection, plain)
+    if key_name:
+        found, value = lookup(secret.values, key_name)
+    else:
+        value = getattr(connection, plain)
+        found = value is not None
+    return found and _scalar(value) and str(value) == str(hidden)
+
+
+def _plain_key(connection: ConnectionDescription, field: str) -> str | None:
+    """The key name a plain field is read from in the secret, if any."""
+    if field == "username":
+        key_name = references(connection).get("username")
+        return _text(key_name) if key_name is not None else None
+    return getattr(connection, f"{field}_key") or None
+
+
+def _origin(connection: ConnectionDescription, field: str) -> str:
+    """Where a field's value comes from, in words for an error message."""
+    if connection.source == CredentialSource.DIRECT:
+        return "typed into the description"
+    if field == "password" and connection.secret_format == SecretFormat.PLAIN:
+        return "the secret's text"
+    if field in _PLAIN_FIELDS:
+        key_name = _plain_key(connection, field)
+    else:
+        key_name = _text(references(connection).get(field) or "")
+    return f"key {key_name!r}" if key_name else "typed into the description"
+
+
+def check_login_values(
+    connection: ConnectionDescription,
+    secret: SecretValue,
+    values: dict[str, Any],
+    *,
+    host: str,
+    database: str,
+) -> None:
+    """Refuse a login value that is empty or that libpq cannot send.
+
+    libpq passes each value as a C string, so a NUL character cuts it short,
+    and text that is not valid Unicode cannot be encoded at all: neither can
+    succeed on a retry. The error names the field and its key, not the value.
+    """
+    found = {**values, "host": host, "database": database}
+    for field in ("username", "password", "access_key_id", "secret_access_key"):
+        if field in found:
+            _check_value(connection, secret, field, found[field])
+    for field in ("host", "database"):
+        _check_value(connection, secret, field, found[field])
+
+
+def _check_value(
+    connection: ConnectionDescription,
+    secret: SecretValue,
+    field: str,
+    value: str | SecretStr,
+) -> None:
+    text = _text(value)
+    if not text:
+        problem = "is empty"
+        advice = (
+            "store the value under that key, or point the connection description "
+            "at the key that holds it"
+        )
+    elif "\x00" in text:
+        problem = "holds a NUL character"
+        advice = "remove it where the value is stored"
+    elif not _encodable(text):
+        problem = "holds text that is not valid Unicode (a lone surrogate)"
+        advice = "store the value again as UTF-8 text"
+    else:
+        return
+    del text  # not left in this frame for a traceback rendered with locals
+    origin = _origin(connection, field)
+    where = (
+        f"{origin} of secret {secret.label}" if origin.startswith("key ") else origin
+    )
+    raise CredentialValueError(
+        f"the {field} ({where}) {problem}, so the database login cannot use it: "
+        f"{advice}"
+    )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _missing_hint(name: str) -> str:
@@ -209,11 +373,11 @@ def _missing_hint(name: str) -> str:
 
 def _login(
     connection: ConnectionDescription,
-    values: dict[str, str],
+    values: dict[str, Any],
     host: str,
     port: int,
     provider: Any,
-) -> tuple[str, datetime | None, str | None]:
+) -> tuple[SecretStr, datetime | None, str | None]:
     """The login's password (or IAM token), its expiry, and the TLS mode."""
     if connection.auth_type == AuthType.BASIC:
         return values["password"], None, connection.sslmode
@@ -247,7 +411,7 @@ def _login(
         region=region,
         identity=identity,
     )
-    return token.token, token.expires_at, connection.sslmode or "require"
+    return SecretStr(token.token), token.expires_at, connection.sslmode or "require"
 
 
 def _database_region(connection: ConnectionDescription) -> str:

@@ -6,7 +6,10 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import SecretStr
+
 from credentials.errors import KeyNameError, SecretFormatError
+from credentials.providers.base import SecretValue
 
 
 def _near_match(wanted: str, available: list[str]) -> str | None:
@@ -23,7 +26,8 @@ def _near_match(wanted: str, available: list[str]) -> str | None:
     return None
 
 
-def _lookup(values: Mapping[str, Any], key_name: str) -> tuple[bool, Any]:
+def lookup(values: Mapping[str, Any], key_name: str) -> tuple[bool, Any]:
+    """(found, value) of a key name: a literal key first, then a dotted path."""
     # A literal key that contains a dot wins over the path it spells.
     if key_name in values:
         return True, values[key_name]
@@ -46,45 +50,59 @@ def key_names(values: Mapping[str, Any], prefix: str = "") -> list[str]:
     return names
 
 
+def _mapping(values: Mapping[str, Any] | SecretValue) -> Mapping[str, Any]:
+    return values.values if isinstance(values, SecretValue) else values
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
 def substitute(
-    values: Mapping[str, Any],
-    references: Mapping[str, str],
+    values: Mapping[str, Any] | SecretValue,
+    references: Mapping[str, str | SecretStr],
     *,
     secret_label: str,
     hidden_fields: frozenset[str] = frozenset({"password"}),
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """Map each field to the value its key name points at in the secret.
 
-    `references` maps a field (username, password, ...) to a key name. The error
-    for a missing key name lists the secret's key names, never its values, and
-    does not repeat the reference of a hidden field: a password typed where its
-    key name belongs must not end up in an error message.
+    `references` maps a field (username, password, ...) to a key name. The
+    value of a hidden field comes back as a `SecretStr`, the others as `str`.
+    The error for a missing key name lists the secret's key names, never its
+    values, and does not repeat the reference of a hidden field: a password
+    typed where its key name belongs must not end up in an error message.
     """
-    resolved: dict[str, str] = {}
-    missing: list[tuple[str, str]] = []
+    # No local here ever holds a hidden value unwrapped, nor the secret's
+    # mapping: a traceback rendered with locals (Sentry, rich) shows them all.
+    resolved: dict[str, Any] = {}
+    missing: list[tuple[str, str | SecretStr]] = []
     for field, key_name in references.items():
-        found, value = _lookup(values, key_name)
+        found, value = lookup(_mapping(values), _text(key_name))
         if not found:
             missing.append((field, key_name))
             continue
         if isinstance(value, bool) or not isinstance(value, str | int | float):
+            kind, value = type(value).__name__, None
             raise SecretFormatError(
-                f"key {key_name!r} of secret {secret_label} (used for the {field}) "
-                f"holds a {type(value).__name__}, not a string or a number: point "
-                "the key name at a string value"
+                f"key {_text(key_name)!r} of secret {secret_label} (used for the "
+                f"{field}) holds a {kind}, not a string or a number: point the key "
+                "name at a string value"
             )
-        resolved[field] = str(value)
+        if field in hidden_fields:
+            value = SecretStr(str(value))
+        resolved[field] = value if isinstance(value, SecretStr) else str(value)
 
     if missing:
-        available = key_names(values)
+        available = key_names(_mapping(values))
         parts = []
         for field, key_name in missing:
             shown = (
-                f"the {field} key name you entered ({len(key_name)} characters)"
+                f"the {field} key name you entered ({len(_text(key_name))} characters)"
                 if field in hidden_fields
-                else f"the {field} key name {key_name!r}"
+                else f"the {field} key name {_text(key_name)!r}"
             )
-            hint = _near_match(key_name, available)
+            hint = _near_match(_text(key_name), available)
             near = f" (did you mean {hint!r}? key names match exactly)" if hint else ""
             parts.append(f"{shown} is not in the secret{near}")
         raise KeyNameError(

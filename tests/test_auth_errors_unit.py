@@ -57,7 +57,9 @@ def test_throttling_is_retryable():
     err = _map("ThrottlingException", "Rate exceeded", 400)
     assert type(err) is errors.SecretStoreThrottledError
     assert err.retryable is True
-    assert "retrying with backoff" in err.message
+    # The last attempt's message is the one the user reads: past tense.
+    assert "(retried with backoff)" in err.message
+    assert "retrying" not in err.message
 
 
 def test_xml_error_body_is_read_for_its_code():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from credentials.errors import KeyNameError, SecretFormatError
 from credentials.substitution import key_names, substitute
@@ -16,13 +17,17 @@ SECRET = {
 }
 
 
-def test_values_replace_the_key_names():
+def test_values_replace_the_key_names_and_hidden_ones_stay_wrapped():
     values = substitute(
         SECRET,
         {"username": "postgres_user", "password": "postgres_password"},
         secret_label="'s'",
     )
-    assert values == {"username": "extractor", "password": "s3cr3t-VALUE"}
+    assert values["username"] == "extractor"
+    # A hidden value stays a SecretStr, so a local holding it shows a mask.
+    assert isinstance(values["password"], SecretStr)
+    assert values["password"].get_secret_value() == "s3cr3t-VALUE"
+    assert "s3cr3t-VALUE" not in repr(values)
 
 
 def test_numbers_are_read_as_strings():
@@ -34,7 +39,7 @@ def test_nested_path_and_literal_dotted_key_takes_precedence():
         "username": "nested_user"
     }
     assert substitute(SECRET, {"password": "db.password"}, secret_label="'s'") == {
-        "password": "literal-dot-VALUE"
+        "password": SecretStr("literal-dot-VALUE")
     }
 
 

@@ -32,6 +32,21 @@ with workflow.unsafe.imports_passed_through():
 CREDENTIALS_REJECTED = "CredentialsRejected"
 # What a rejected login records when the values were typed in (no version).
 TYPED_IN = "(typed in)"
+# Every kind the manifest counts, listed with 0 when a filter matches none.
+OBJECT_KINDS = (
+    "databases",
+    "schemas",
+    "table",
+    "partition",
+    "partitioned table",
+    "view",
+    "materialized view",
+    "foreign table",
+    "domain",
+    "enum",
+    "range",
+    "columns",
+)
 
 
 def _application_cause(err: ActivityError) -> ApplicationError | None:
@@ -78,7 +93,7 @@ class SqlExtractionWorkflow:
                 await workflow.wait_condition(lambda: self._resumed)
         self._current = None
 
-        objects: dict[str, int] = {}
+        objects = dict.fromkeys(OBJECT_KINDS, 0)
         for record in self._records:
             if record.step in ("types", "tables"):
                 objects.update(record.counts_by_kind)

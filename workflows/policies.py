@@ -20,6 +20,8 @@ NON_RETRYABLE_RESOLUTION_ERRORS = [
     "AwsIdentityError",
     "SecretFormatError",
     "KeyNameError",
+    "CredentialValueError",
+    "SecretStoreClientError",
     "SealingError",
     "KeyRingError",
     "CredentialError",
@@ -44,6 +46,7 @@ QUERY_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=[
         "LoginRejected",
+        "DatabaseNotFound",
         "InvalidSchemaFilter",
         "UnknownStep",
         "SealingError",

@@ -7,6 +7,7 @@ import binascii
 import json
 import re
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from credentials import errors
+from credentials import errors, redaction
 from credentials.arn import SecretLocation, locate
 from credentials.aws_access import (
     caller_identity,
@@ -123,8 +124,20 @@ class AwsSecretsManagerProvider:
             # is missing; DescribeSecret does, when the identity may call it.
             raise self._missing_version(connection, location, request) or err from None
 
+        try:
+            values = parse_secret(
+                response,
+                location,
+                connection.secret_format,
+                plain_keys=plain_key_names(connection),
+            )
+        except errors.CredentialError as err:
+            # Raised afresh without the response: a traceback rendered with its
+            # frames' locals (Sentry, rich) would show the secret's text.
+            del response
+            raise type(err)(err.message) from None
         return SecretValue(
-            values=parse_secret(response, location, connection.secret_format),
+            values=values,
             label=repr(location.secret_id),
             arn=response.get("ARN"),
             version_id=response.get("VersionId"),
@@ -189,8 +202,8 @@ class AwsSecretsManagerProvider:
             raise errors.SecretStoreUnavailableError(
                 f"could not reach Secrets Manager in {location.region} "
                 f"({type(exc).__name__}) while {what} {location.secret_id!r}: check "
-                "the network path to the endpoint (VPC endpoint, proxy, firewall); "
-                "retrying with backoff"
+                "the network path to the endpoint (VPC endpoint, proxy, firewall) "
+                "(retried with backoff)"
             ) from None
         except (
             botocore.exceptions.NoCredentialsError,
@@ -201,6 +214,16 @@ class AwsSecretsManagerProvider:
                 f"with {describe_access(access)}: configure the worker's AWS "
                 "identity (environment, profile, web identity or instance role) "
                 "or the connection's aws_access"
+            ) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            # Its text can quote a request header, such as a session token.
+            raise errors.SecretStoreClientError(
+                f"the AWS SDK failed {what} {location.secret_id!r} in "
+                f"{location.region} before Secrets Manager answered "
+                f"({type(exc).__name__}) with {describe_access(access)}: check "
+                "aws_endpoint_url, the proxy settings (HTTPS_PROXY, NO_PROXY) and "
+                "that the AWS credentials in use hold no line break or other "
+                "control character"
             ) from None
 
     def _missing_version(
@@ -273,16 +296,38 @@ class SecretDescription:
         return None
 
 
+def plain_key_names(connection: ConnectionDescription) -> frozenset[str]:
+    """Key names whose values are not secret: user name, access key id, host...
+
+    Their values are left out of log redaction, so that log lines can still
+    name the database user and host.
+    """
+    if connection.secret_format == SecretFormat.PLAIN:
+        return frozenset()
+    names = (
+        connection.username,
+        connection.access_key_id_key,
+        connection.host_key,
+        connection.port_key,
+        connection.database_key,
+    )
+    return frozenset(name for name in names if name)
+
+
 def parse_secret(
     response: dict[str, Any],
     location: SecretLocation,
     secret_format: str = SecretFormat.JSON.value,
+    *,
+    plain_keys: Collection[str] = (),
 ) -> dict[str, Any]:
     """The secret's key/value pairs; the error never quotes the secret's text.
 
     With `secret_format` `plain` the secret's whole text is the password and is
-    returned under the key `password`. A binary secret is accepted only when it
-    decodes to a JSON object.
+    returned under the key `password`, without one trailing line break. A
+    binary secret is accepted only when it decodes to a JSON object. Every
+    string value, except those under `plain_keys`, is remembered for log
+    redaction as soon as it is read.
     """
     label = repr(location.secret_id)
     if secret_format not in {f.value for f in SecretFormat}:
@@ -304,11 +349,18 @@ def parse_secret(
                 "needs the password as the secret's text: store it as a plain "
                 "text secret"
             )
+        # A file stored as the secret usually ends with a line break that is
+        # not part of the password.
+        if text.endswith("\r\n"):
+            text = text[:-2]
+        elif text.endswith("\n"):
+            text = text[:-1]
         if not text:
             raise errors.SecretFormatError(
                 f"secret {label} is empty: secret_format 'plain' needs the "
                 "password as the secret's whole text"
             )
+        redaction.remember(text)
         return {"password": text}
 
     try:
@@ -325,7 +377,19 @@ def parse_secret(
             f"secret {label} holds {kind} that is JSON but not an object (it is a "
             f"{type(values).__name__}): store the credentials as key/value pairs"
         )
+    _remember_values(values, plain_keys)
     return values
+
+
+def _remember_values(
+    values: dict[str, Any], plain_keys: Collection[str], prefix: str = ""
+) -> None:
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _remember_values(value, plain_keys, prefix=f"{path}.")
+        elif isinstance(value, str) and path not in plain_keys:
+            redaction.remember(value)
 
 
 def _binary_text(data: Any, label: str) -> str:
@@ -411,14 +475,15 @@ def map_client_error(
         )
     if code in _THROTTLING:
         return errors.SecretStoreThrottledError(
-            f"Secrets Manager throttled the read of secret {secret} in {region}; "
-            "retrying with backoff. If this persists, lower concurrency or raise "
+            f"Secrets Manager throttled the read of secret {secret} in {region} "
+            "(retried with backoff): if this persists, lower concurrency or raise "
             "the cache lifetime"
         )
     if code in _TRANSIENT or status >= 500:
         return errors.SecretStoreUnavailableError(
             f"Secrets Manager answered {code or status} for secret {secret} in "
-            f"{region}; retrying with backoff"
+            f"{region}: a fault on the service's side or on the way to it (retried "
+            "with backoff)"
         )
     return errors.CredentialError(
         f"Secrets Manager refused to read secret {secret} in {region} ({code}): "

@@ -29,15 +29,21 @@ def _problem(error: dict) -> str:
     return f"{where}: {error['msg']}{hint}"
 
 
-def load_connection(path: str) -> ConnectionDescription:
-    """Read and validate a connection description file; exit with a clear message."""
+def load_connection(path: str, *, offline_checks: bool = True) -> ConnectionDescription:
+    """Read and validate a connection description file; exit with a clear message.
+
+    `offline_checks=False` leaves the checks resolution makes before any call
+    (ARN, region, auth type, ...) to the caller: `credflow check` reports each
+    on its own line.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SystemExit(f"credflow: cannot read {path}: {exc.strerror}") from None
     try:
         connection = ConnectionDescription.model_validate_json(text)
-        check_offline(connection)
+        if offline_checks:
+            check_offline(connection)
     except ValidationError as exc:
         # input=False: pydantic would otherwise echo the offending value, which
         # for a password field is the password itself.
@@ -261,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             worker.main()
             return 0
         if args.command == "check":
-            return check.main(args, load_connection(args.connection))
+            connection = load_connection(args.connection, offline_checks=False)
+            return check.main(args, connection)
         if args.command == "policy":
             return policy.main(args, load_connection(args.connection))
         if args.command == "demo":

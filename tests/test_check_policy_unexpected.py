@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import pytest
 
@@ -83,10 +84,7 @@ def test_an_unexpected_exception_in_policy_names_its_type_only(monkeypatch, caps
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", ["check", "policy"])
-def test_a_session_token_with_a_line_break_is_refused_before_any_call(
-    command, tmp_path, capsys
-):
+def test_a_session_token_with_a_line_break_is_refused_before_any_call(tmp_path, capsys):
     path = tmp_path / "connection.json"
     access = {
         "mode": "static",
@@ -95,10 +93,16 @@ def test_a_session_token_with_a_line_break_is_refused_before_any_call(
         "session_token": f"{CANARY}\n",
     }
     path.write_text(json.dumps({**DESCRIPTION, "aws_access": access}))
+    refusal = "aws_access.session_token has leading or trailing whitespace"
 
+    # check: the description's own check fails, naming the field.
+    assert main(["check", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert re.search(rf"^FAIL\s+connection description\s+{refusal}", out, re.M)
+    assert CANARY not in out + err
+
+    # policy: refused before it starts.
     with pytest.raises(SystemExit) as caught:
-        main([command, str(path)])
-
-    message = str(caught.value)
-    assert "aws_access.session_token has leading or trailing whitespace" in message
-    assert CANARY not in message + "".join(capsys.readouterr())
+        main(["policy", str(path)])
+    assert refusal in str(caught.value)
+    assert CANARY not in str(caught.value) + "".join(capsys.readouterr())

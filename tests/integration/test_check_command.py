@@ -86,6 +86,31 @@ def test_good_description_passes_every_check(pg, login, tmp_path, capsys):
     assert login["password"] not in str(lines)
 
 
+def test_direct_source_skips_the_secret_store_and_logs_in(pg, login, tmp_path, capsys):
+    description = {
+        "source": "direct",
+        "username": login["role"],
+        "password": login["password"],
+        "host": pg.host,
+        "port": pg.port,
+        "database": "postgres",
+        "connect_timeout_seconds": 3,
+    }
+    code, lines = _check(tmp_path, capsys, description)
+
+    assert code == 0
+    statuses = _statuses(lines)
+    assert statuses.pop("values present") == "PASS"
+    assert statuses.pop("database reachable") == "PASS"
+    assert statuses.pop("login accepted") == "PASS"
+    assert statuses.pop("connection description") == "PASS"
+    # Every other check asks the secret store, which a direct source has none of.
+    assert set(statuses.values()) == {"SKIP"}
+    assert "ARN format" in statuses and "GetSecretValue allowed" in statuses
+    assert "source 'direct'" in lines["ARN format"][1]
+    assert login["password"] not in str(lines)
+
+
 def test_malformed_arn_fails_the_arn_check(pg, login, tmp_path, capsys):
     bad = login["arn"].replace("123456789012", "12345")
     code, lines = _check(tmp_path, capsys, _description(pg, login, secret_arn=bad))

@@ -20,9 +20,10 @@ from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import resolve as resolve_activity
 from activities.errors import connect_failure_sqlstate
 from activities.extract import QUERY_ACTIVITIES, _connect_error
-from activities.models import StepRequest
+from activities.models import ResolveRequest, StepRequest
 from credentials import aws_access, errors, iam, redaction
 from credentials.arn import locate
 from credentials.models import ConnectionDescription, ResolvedCredential
@@ -202,6 +203,22 @@ def test_assume_role_maps_an_sdk_failure_without_its_text():
     assert CANARY not in str(caught.value)
     assert "HTTPClientError" in caught.value.message
     assert caught.value.__suppress_context__
+
+
+def test_an_unmapped_exception_in_resolution_goes_out_by_type_only(monkeypatch):
+    class Exploding:
+        def read(self, connection, *, version_id=None, version_stage=None):
+            raise RuntimeError(f"Invalid header value b'{CANARY}\\n'")
+
+    monkeypatch.setattr(resolve_activity, "provider_for", lambda source: Exploding())
+    request = ResolveRequest(connection=_description(), step="preflight")
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(resolve_activity.resolve_credentials, request)
+
+    assert caught.value.type == "RuntimeError"
+    assert "unexpected RuntimeError" in caught.value.message
+    assert CANARY not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
 def test_a_retryable_failure_says_it_was_retried_not_that_it_will_be():

@@ -9,6 +9,7 @@ with locals, and are remembered for log redaction as soon as they are read.
 
 from __future__ import annotations
 
+import json
 import traceback
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,11 @@ from activities.models import ResolveRequest, StepRequest
 from credentials import aws_access, errors, iam, redaction
 from credentials.arn import locate
 from credentials.models import ConnectionDescription, ResolvedCredential
-from credentials.providers.aws import AwsSecretsManagerProvider, parse_secret
+from credentials.providers.aws import (
+    AwsSecretsManagerProvider,
+    parse_secret,
+    plain_key_names,
+)
 from credentials.providers.base import SecretValue
 from credentials.resolution import check_offline, resolve
 from services.ports import free_port
@@ -388,6 +393,29 @@ def test_secret_values_are_remembered_as_soon_as_they_are_read():
     assert redaction.redact(nested) == redaction.MASK
     # The user name stays readable in log lines.
     assert redaction.redact(username) == username
+
+
+def test_rds_metadata_and_the_plain_fields_keys_stay_readable_in_logs():
+    connection = _description(
+        username="username", password="password", host=None, host_key="host"
+    )
+    readable = {
+        "username": "rds_app_user_7",
+        "engine": "postgres",
+        "host": "db-7.internal.example",
+        "dbInstanceIdentifier": "orders-db-7",
+    }
+    password = f"{CANARY}-rds"
+    response = {"SecretString": json.dumps({**readable, "password": password})}
+    parse_secret(response, locate(ARN, None), plain_keys=plain_key_names(connection))
+
+    assert redaction.redact(password) == redaction.MASK
+    for value in readable.values():
+        assert redaction.redact(value) == value
+
+    # The password's key is remembered even when it is named like metadata.
+    odd = _description(username="username", password="host", host="h")
+    assert "host" not in plain_key_names(odd)
 
 
 def test_an_iam_token_and_assumed_role_keys_are_remembered(monkeypatch):

@@ -296,11 +296,19 @@ class SecretDescription:
         return None
 
 
+# What an RDS-generated secret holds besides the password: not secret, and
+# values such as "postgres" would mask ordinary words in every log line.
+RDS_SECRET_METADATA_KEYS = frozenset(
+    {"engine", "host", "port", "dbname", "dbInstanceIdentifier", "dbClusterIdentifier"}
+)
+
+
 def plain_key_names(connection: ConnectionDescription) -> frozenset[str]:
     """Key names whose values are not secret: user name, access key id, host...
 
-    Their values are left out of log redaction, so that log lines can still
-    name the database user and host.
+    The keys the description names for them, and an RDS-generated secret's
+    metadata. Their values are left out of log redaction, so that log lines
+    can still name the database user and host.
     """
     if connection.secret_format == SecretFormat.PLAIN:
         return frozenset()
@@ -311,7 +319,12 @@ def plain_key_names(connection: ConnectionDescription) -> frozenset[str]:
         connection.port_key,
         connection.database_key,
     )
-    return frozenset(name for name in names if name)
+    # The keys the login's secrets come from are remembered, whatever else says.
+    secret_keys = {
+        connection.password.get_secret_value() if connection.password else "",
+        connection.secret_access_key_key or "",
+    }
+    return (RDS_SECRET_METADATA_KEYS | {name for name in names if name}) - secret_keys
 
 
 def parse_secret(

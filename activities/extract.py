@@ -107,8 +107,8 @@ def _connect_error(
         return ApplicationError(
             f"the server at {credential.host}:{credential.port} has no database "
             f"{credential.database!r} (SQLSTATE {sqlstate}) for step {step}: check "
-            "the database name in the connection description, or the value under "
-            "the key database_key names in the secret",
+            "the database name (database in the connection description, or the "
+            "secret's value under database_key) for typos and its case",
             {"sqlstate": sqlstate},
             type=errors.DATABASE_NOT_FOUND,
             non_retryable=True,

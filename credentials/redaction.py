@@ -33,7 +33,7 @@ def _spellings(value: str) -> set[str]:
         repr(value)[1:-1],
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
-        repr(value.encode("utf-8"))[2:-1],
+        repr(value.encode("utf-8", "backslashreplace"))[2:-1],
     }
 
 

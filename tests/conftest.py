@@ -19,6 +19,20 @@ from services import (
 
 # Nothing in the tests may ever try the instance metadata address.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# A test that forgets to aim boto3 at its emulator reaches a closed loopback
+# port with dummy keys, never a real AWS endpoint with real credentials.
+for _name in [
+    n for n in os.environ if n.startswith("AWS_") and n != "AWS_EC2_METADATA_DISABLED"
+]:
+    del os.environ[_name]
+os.environ.update(
+    AWS_ENDPOINT_URL="http://127.0.0.1:9",
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_CONFIG_FILE="/dev/null",
+    AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

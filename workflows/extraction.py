@@ -196,8 +196,15 @@ class SqlExtractionWorkflow:
                 )
             except ActivityError as err:
                 cause = _application_cause(err)
-                if cause is None or cause.type != LOGIN_REJECTED:
+                if cause is None:
                     raise
+                if cause.type != LOGIN_REJECTED:
+                    # Fail the run with the step's own words and error type.
+                    raise ApplicationError(
+                        f"step {step} failed: {cause.message}",
+                        type=cause.type,
+                        non_retryable=True,
+                    ) from err
                 rejected.append(credential.version_id or TYPED_IN)
                 if deadline is None:
                     deadline = workflow.now() + timedelta(

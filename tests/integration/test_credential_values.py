@@ -44,8 +44,8 @@ async def failure(runner, connection: dict) -> tuple[ApplicationError, WorkflowH
     with pytest.raises(WorkflowFailureError) as caught:
         await asyncio.wait_for(handle.result(), timeout=30)
     cause = caught.value.cause
-    if isinstance(cause, ActivityError):
-        cause = cause.cause
+    # The run fails with the step's own error, not a bare "activity failed".
+    assert not isinstance(cause, ActivityError)
     assert isinstance(cause, ApplicationError)
     return cause, handle
 
@@ -144,6 +144,7 @@ async def test_a_database_that_does_not_exist_is_not_retried(runner, pagila):
     cause, handle = await failure(runner, pagila.connection(database="no_such_db"))
 
     assert cause.type == "DatabaseNotFound"
+    assert cause.message.startswith("step preflight failed: ")
     assert f"{pagila.pg.host}:{pagila.pg.port} has no database 'no_such_db'" in (
         cause.message
     )

@@ -19,6 +19,8 @@ LOGIN_REJECTED_SQLSTATES = frozenset({"28P01", "28000"})
 DATABASE_NOT_FOUND_SQLSTATE = "3D000"
 
 LOGIN_REJECTED = "LoginRejected"
+# An IAM token past its 15 minutes: resolve again, the secret version is fine.
+CREDENTIAL_EXPIRED = "CredentialExpired"
 DATABASE_UNREACHABLE = "DatabaseUnreachable"
 DATABASE_NOT_FOUND = "DatabaseNotFound"
 QUERY_FAILED = "CatalogQueryFailed"

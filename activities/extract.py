@@ -72,8 +72,8 @@ def connect(credential: ResolvedCredential, step: str) -> Iterator[Connection]:
 
 
 def _refuse_expired(credential: ResolvedCredential, step: str, where: str) -> None:
-    # An IAM token lives 15 minutes; one that expired while the step waited is
-    # treated as a rejected login, so the workflow resolves a fresh one.
+    # An IAM token lives 15 minutes; one that expired while the step waited
+    # makes the workflow resolve a fresh one (not a rejection of the version).
     if credential.expires_at is None:
         return
     now = datetime.now(UTC)
@@ -83,7 +83,7 @@ def _refuse_expired(credential: ResolvedCredential, step: str, where: str) -> No
             f"{credential.expires_at.isoformat()} before the step could log in "
             f"(auth type {credential.auth_type}): resolving a fresh one",
             {"secret_version_id": credential.version_id},
-            type=errors.LOGIN_REJECTED,
+            type=errors.CREDENTIAL_EXPIRED,
             non_retryable=True,
         )
 

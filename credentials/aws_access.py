@@ -266,6 +266,11 @@ def assume_role(
                 f"STS throttled AssumeRole for {role_arn!r} {purpose} (retried "
                 "with backoff): if this persists, lower the worker's concurrency"
             ) from None
+        if status >= 500 or code in {"InternalFailure", "ServiceUnavailable"}:
+            raise errors.SecretStoreUnavailableError(
+                f"STS answered {code or status} to AssumeRole for {role_arn!r} "
+                f"{purpose}: a fault on the service's side (retried with backoff)"
+            ) from None
         raise errors.RoleAssumptionError(
             f"STS refused to let the AWS identity in use assume role {role_arn!r} "
             f"{purpose} ({code or status}, {external}): the identity needs "

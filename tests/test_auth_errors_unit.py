@@ -160,9 +160,47 @@ def test_a_step_never_starts_with_an_expired_token():
     )
     with pytest.raises(ApplicationError) as caught:
         _refuse_expired(credential, "tables", "h:5432/d")
-    assert caught.value.type == "LoginRejected"
+    assert caught.value.type == "CredentialExpired"
     assert "expired at" in caught.value.message
     fresh = credential.model_copy(
         update={"expires_at": datetime.now(UTC) + timedelta(minutes=14)}
     )
     _refuse_expired(fresh, "tables", "h:5432/d")
+
+
+def test_an_sts_service_fault_is_retried_a_refusal_is_not():
+    import botocore.exceptions
+
+    from credentials import aws_access
+    from credentials import errors as credential_errors
+
+    class Sts:
+        def __init__(self, code: str, status: int) -> None:
+            self.code, self.status = code, status
+
+        def assume_role(self, **request):
+            raise botocore.exceptions.ClientError(
+                {
+                    "Error": {"Code": self.code, "Message": "x"},
+                    "ResponseMetadata": {"HTTPStatusCode": self.status},
+                },
+                "AssumeRole",
+            )
+
+    def attempt(code: str, status: int):
+        with pytest.raises(credential_errors.CredentialError) as caught:
+            aws_access.assume_role(
+                Sts(code, status),
+                role_arn="arn:aws:iam::123456789012:role/r",
+                external_id=None,
+                session_name="s",
+                purpose="to read the secret",
+            )
+        return caught.value
+
+    fault = attempt("InternalFailure", 500)
+    assert type(fault) is credential_errors.SecretStoreUnavailableError
+    assert fault.retryable
+    refusal = attempt("AccessDenied", 403)
+    assert type(refusal) is credential_errors.RoleAssumptionError
+    assert not refusal.retryable

@@ -166,3 +166,27 @@ def test_not_found_names_the_region_searched_and_where_it_came_from():
         {"SecretId": ARN, "VersionStage": "AWSCURRENT"},
     )
     assert "region eu-west-2 (taken from the secret ARN)" in str(mapped)
+
+
+def test_a_secret_named_after_kms_is_not_a_kms_error():
+    location = locate(
+        "arn:aws:secretsmanager:eu-west-2:123456789012:secret:kms-db-AbCdEf", None
+    )
+    request = {"SecretId": location.secret_id, "VersionStage": "AWSCURRENT"}
+    denied = map_client_error(
+        _client_error("AccessDeniedException", "no access to kms-db-AbCdEf"),
+        location,
+        request,
+    )
+    assert type(denied) is errors.SecretAccessDeniedError
+    kms = map_client_error(
+        _client_error("AccessDeniedException", "Access to KMS is not allowed"),
+        location,
+        request,
+    )
+    assert type(kms) is errors.KmsDecryptionError
+    busy = map_client_error(
+        _client_error("KMSInternalException", "kms fault", 500), location, request
+    )
+    assert type(busy) is errors.SecretStoreUnavailableError
+    assert busy.retryable

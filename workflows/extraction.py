@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import LOGIN_REJECTED
+    from activities.errors import CREDENTIAL_EXPIRED, LOGIN_REJECTED
     from activities.models import (
         STEPS,
         Resolution,
@@ -196,13 +196,21 @@ class SqlExtractionWorkflow:
                 )
             except ActivityError as err:
                 cause = _application_cause(err)
-                if cause is None:
-                    raise
-                if cause.type != LOGIN_REJECTED:
-                    # Fail the run with the step's own words and error type.
+                if cause is not None and cause.type == CREDENTIAL_EXPIRED:
+                    # An IAM token that expired before the login: a new
+                    # resolution makes a new one from the same secret version.
+                    if logins >= retry.max_attempts:
+                        raise self._disagree(
+                            request, step, rejected, "attempts"
+                        ) from None
+                    continue
+                if cause is None or cause.type != LOGIN_REJECTED:
+                    # Fail the run with the step's own words and error type
+                    # (a time-out included), not a bare "activity failed".
+                    failure = cause or err.cause or err
                     raise ApplicationError(
-                        f"step {step} failed: {cause.message}",
-                        type=cause.type,
+                        f"step {step} failed: {getattr(failure, 'message', failure)}",
+                        type=cause.type if cause else type(failure).__name__,
                         non_retryable=True,
                     ) from err
                 rejected.append(credential.version_id or TYPED_IN)

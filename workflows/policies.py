@@ -46,6 +46,7 @@ QUERY_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=[
         "LoginRejected",
+        "CredentialExpired",
         "DatabaseNotFound",
         "InvalidSchemaFilter",
         "UnknownStep",

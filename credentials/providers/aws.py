@@ -27,6 +27,8 @@ from credentials.aws_access import (
 from credentials.models import AwsAccess, ConnectionDescription, SecretFormat
 from credentials.providers.base import SecretValue
 
+# KMS named as KMS, or an action of it: a secret merely called "kms-db" is not.
+_KMS_MESSAGE = re.compile(r"\bKMS\b|\bkms:[A-Za-z]+")
 _THROTTLING = {
     "ThrottlingException",
     "Throttling",
@@ -462,9 +464,26 @@ def map_client_error(
             "or role the worker uses, that it is not expired or deactivated, and "
             "the machine's clock"
         )
-    if code == "DecryptionFailure" or "kms" in message.lower():
+    if code in _THROTTLING:
+        return errors.SecretStoreThrottledError(
+            f"Secrets Manager throttled the read of secret {secret} in {region} "
+            "(retried with backoff): if this persists, lower concurrency or raise "
+            "the cache lifetime"
+        )
+    if code in _TRANSIENT or status >= 500:
+        return errors.SecretStoreUnavailableError(
+            f"Secrets Manager answered {code or status} for secret {secret} in "
+            f"{region}: a fault on the service's side or on the way to it (retried "
+            "with backoff)"
+        )
+    denied = code in {"AccessDeniedException", "AccessDenied"} or status == 403
+    if (
+        code == "DecryptionFailure"
+        or code.startswith("KMS")
+        or (denied and _KMS_MESSAGE.search(message))
+    ):
         # Checked before access denied: a KMS refusal arrives as an access
-        # denied answer whose message names KMS.
+        # denied answer whose message names KMS (not merely a secret's name).
         return errors.KmsDecryptionError(
             f"Secrets Manager could not decrypt secret {secret}{pinned} in "
             f"{region} with its KMS key ({code}): the AWS identity in use needs "
@@ -472,7 +491,7 @@ def map_client_error(
             "policy), and the key must be enabled; `credflow policy` prints the "
             "statement"
         )
-    if code in {"AccessDeniedException", "AccessDenied"} or status == 403:
+    if denied:
         return errors.SecretAccessDeniedError(
             f"access denied calling {action} on secret {secret}{pinned} in "
             f"{region}: the AWS identity in use needs secretsmanager:GetSecretValue "
@@ -485,18 +504,6 @@ def map_client_error(
             f"secret {secret} in {region} is scheduled for deletion and cannot be "
             "read: restore it (RestoreSecret, or Cancel deletion in the console) or "
             "point the connection at another secret"
-        )
-    if code in _THROTTLING:
-        return errors.SecretStoreThrottledError(
-            f"Secrets Manager throttled the read of secret {secret} in {region} "
-            "(retried with backoff): if this persists, lower concurrency or raise "
-            "the cache lifetime"
-        )
-    if code in _TRANSIENT or status >= 500:
-        return errors.SecretStoreUnavailableError(
-            f"Secrets Manager answered {code or status} for secret {secret} in "
-            f"{region}: a fault on the service's side or on the way to it (retried "
-            "with backoff)"
         )
     return errors.CredentialError(
         f"Secrets Manager refused to read secret {secret} in {region} ({code}): "

@@ -22,6 +22,7 @@ from temporalio.worker.workflow_sandbox import (
 
 from activities import ALL_ACTIVITIES
 from codec import encrypted_data_converter
+from credentials.cache import cache_seconds_from_env
 from credentials.errors import KeyRingError
 from credentials.redaction import install_log_redaction
 from credentials.sealing import KeyRing, load_key_ring
@@ -136,7 +137,8 @@ def main() -> None:
     # Refuse to start without keys: credentials could not be sealed otherwise.
     try:
         key_ring = load_key_ring()
-    except KeyRingError as err:
+        cache_seconds_from_env()
+    except (KeyRingError, ValueError) as err:
         raise SystemExit(f"credflow worker: refusing to start: {err}") from None
     asyncio.run(run_worker(TemporalSettings.from_env(), key_ring))
 

@@ -95,14 +95,6 @@ def is_login_rejected(exc: BaseException) -> bool:
     return connect_failure_sqlstate(exc) in LOGIN_REJECTED_SQLSTATES
 
 
-def scrub(text: str, secrets: list[str]) -> str:
-    """Mask every secret value that might appear in `text`."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "**********")
-    return text
-
-
 def application_error(err: CredentialError) -> ApplicationError:
     """The Temporal form of a resolution error: its type name and retryability."""
     return ApplicationError(err.message, type=err.kind, non_retryable=not err.retryable)

@@ -193,6 +193,8 @@ def _rows(connection: Connection, sql: str, **params: Any) -> Iterator[dict[str,
     result = connection.execution_options(stream_results=True, yield_per=2_000).execute(
         sqlalchemy.text(sql), params
     )
+    # The query has answered: a long one is not mistaken for a lost worker.
+    activity.heartbeat("query answered")
     for row in result.mappings():
         yield dict(row)
 
@@ -228,13 +230,27 @@ def _counted(rows: Iterable[dict[str, Any]], kinds: Counter[str]) -> Iterator[di
         yield row
 
 
+def output_folder(request: StepRequest) -> Path:
+    """The run's folder inside output_dir; a run name cannot climb out of it."""
+    name = request.run_name
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ApplicationError(
+            f"run name {name!r} is not a plain folder name: it must not be empty, "
+            "'.', '..' or contain a path separator",
+            type="InvalidRunName",
+            non_retryable=True,
+        )
+    return Path(request.output_dir) / name
+
+
 def run_step(request: StepRequest) -> StepResult:
     """Connect, run the step's catalog query and write what it finds."""
     started = time.monotonic()
     credential = request.credential
     info = activity.info()
-    folder = Path(request.output_dir) / request.run_name
+    folder = output_folder(request)
     result = StepResult(step=request.step, count=0)
+    activity.heartbeat("connecting")
 
     try:
         with connect(credential, request.step) as connection:
@@ -280,15 +296,12 @@ def run_step(request: StepRequest) -> StepResult:
             raise _connect_error(
                 exc, credential, request.step, credential.host
             ) from None
-        # The password is unwrapped only here, inside the call: a local holding
-        # it would show in a traceback rendered with locals (Sentry, rich).
+        # credflow's own words only: no driver text, so nothing to mask (and
+        # masking a short password inside fixed text would reveal it).
         raise ApplicationError(
-            errors.scrub(
-                f"the catalog query of step {request.step} failed "
-                f"({type(exc).__name__}, SQLSTATE {sqlstate or 'unknown'}): check "
-                "that the login may read pg_catalog",
-                [credential.password.get_secret_value()],
-            ),
+            f"the catalog query of step {request.step} failed "
+            f"({type(exc).__name__}, SQLSTATE {sqlstate or 'unknown'}): check "
+            "that the login may read pg_catalog",
             {"sqlstate": sqlstate},
             type=errors.QUERY_FAILED,
         ) from None

@@ -103,6 +103,7 @@ class Checklist:
         connection = self.connection
         try:
             connection.check()
+            provider_for(connection.source)
             check_auth_type(connection)
             check_aws_settings(connection)
             self.add(

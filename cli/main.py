@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import os
 import re
 import sys
 import uuid
@@ -67,8 +68,6 @@ async def _run(args: argparse.Namespace) -> int:
     from workflows.models import ExtractionRequest
 
     connection = load_connection(args.connection)
-    settings = TemporalSettings.from_env()
-    client = await connect(settings, load_key_ring())
     try:
         filters = SchemaFilters(
             include=args.include or [],
@@ -81,12 +80,24 @@ async def _run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"credflow: a schema filter is not a valid regular expression: {exc}"
         ) from None
+    name = args.run_name
+    if name is not None and (name in ("", ".", "..") or "/" in name or "\\" in name):
+        raise SystemExit(f"credflow: --run-name {name!r} is not a plain folder name")
     request = ExtractionRequest(
         connection=connection,
         filters=filters,
         output_dir=args.output,
         run_name=args.run_name,
     )
+    settings = TemporalSettings.from_env()
+    try:
+        client = await connect(settings, load_key_ring())
+    except RuntimeError as exc:
+        raise SystemExit(
+            f"credflow: cannot reach Temporal at {settings.address} "
+            f"({type(exc).__name__}): check CREDFLOW_TEMPORAL_ADDRESS and that "
+            "the server is up"
+        ) from None
     handle = await client.start_workflow(
         SqlExtractionWorkflow.run,
         request,
@@ -260,7 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            return asyncio.run(_run(args))
+            code = asyncio.run(_run(args))
+            # The Temporal client's native threads can call back into Python
+            # while the interpreter finalizes, which aborts it (exit -6) after
+            # the work is done. Nothing is left to clean up here: leave at once.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         if args.command == "worker":
             import worker
 

@@ -95,12 +95,14 @@ def kms_key_arn(description: SecretDescription, account: str) -> str | None:
         return None
     if key.startswith("arn:"):
         return key
+    # The secret's own partition (aws, aws-cn, aws-us-gov) is the key's.
+    partition = description.arn.split(":", 2)[1] if description.arn else "aws"
     if key.startswith("alias/"):
         # Limitation: an alias is not an IAM resource for kms:Decrypt; the key
         # it points at is. Without kms:DescribeKey the alias ARN is the best
         # hint, and the note on stderr says to replace it.
-        return f"arn:aws:kms:{description.region}:{account}:{key}"
-    return f"arn:aws:kms:{description.region}:{account}:key/{key}"
+        return f"arn:{partition}:kms:{description.region}:{account}:{key}"
+    return f"arn:{partition}:kms:{description.region}:{account}:key/{key}"
 
 
 def main(args: argparse.Namespace, connection: ConnectionDescription) -> int:

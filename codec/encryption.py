@@ -72,6 +72,9 @@ class EncryptionCodec(PayloadCodec):
         return decoded
 
 
+# Limitation: an input that does not match its model fails the workflow task,
+# which Temporal retries until the run is terminated; `credflow run` checks
+# descriptions before starting one.
 class _HiddenInputJSONConverter(PydanticJSONPlainPayloadConverter):
     """Pydantic JSON whose validation errors never quote the value they reject.
 

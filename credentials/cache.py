@@ -12,7 +12,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -305,8 +305,26 @@ class CachedProvider:
         return description
 
 
+# Limitation: the cache and its single-flight are per worker process; N workers
+# that share a secret make up to N reads of it per cache lifetime.
 _shared: SecretCache | None = None
 _shared_lock = threading.Lock()
+
+
+def cache_seconds_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """CREDFLOW_SECRET_CACHE_SECONDS, checked: the worker refuses a bad value."""
+    env = os.environ if environ is None else environ
+    text = env.get(TTL_ENV, str(DEFAULT_TTL_SECONDS))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ValueError(
+            f"{TTL_ENV} must be a number of seconds from 0 (no cache) to 3600, "
+            f"not {text!r}"
+        )
+    return seconds
 
 
 def shared_cache() -> SecretCache:
@@ -314,8 +332,7 @@ def shared_cache() -> SecretCache:
     global _shared
     with _shared_lock:
         if _shared is None:
-            ttl = float(os.environ.get(TTL_ENV, DEFAULT_TTL_SECONDS))
-            _shared = SecretCache(max(ttl, 0.0))
+            _shared = SecretCache(cache_seconds_from_env())
         return _shared
 
 

@@ -160,7 +160,9 @@ class ConnectionDescription(BaseModel):
     port_key: str | None = None
     database_key: str | None = None
     sslmode: str | None = None
-    connect_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    # Below the query activity's heartbeat time-out (120 s), so a slow connect
+    # is reported as one rather than as a lost heartbeat.
+    connect_timeout_seconds: int = Field(default=10, ge=1, le=90)
 
     # Secrets Manager endpoint (a VPC endpoint, or an emulator in tests); when
     # unset boto3's own settings apply (AWS_ENDPOINT_URL_SECRETS_MANAGER, ...).

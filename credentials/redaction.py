@@ -16,6 +16,8 @@ from collections import OrderedDict
 MASK = "**********"
 # Short values would mask ordinary words; a real secret is longer than this.
 MIN_LENGTH = 6
+# Limitation: a bound, so a worker with very many distinct secrets forgets the
+# oldest spellings; typed errors never hold secrets in the first place.
 _MAX_REMEMBERED = 1024
 
 _values: OrderedDict[str, None] = OrderedDict()

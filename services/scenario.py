@@ -6,6 +6,7 @@ Shared by the demo and the integration tests so both exercise the same set-up.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from services.postgres import PostgresCluster
 
 DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 PAGILA_SCHEMA = Path(
-    __import__("os").environ.get(
+    os.environ.get(
         "CREDFLOW_PAGILA_SCHEMA", str(DATASETS / "pagila" / "pagila-schema.sql")
     )
 )

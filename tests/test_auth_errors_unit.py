@@ -204,3 +204,17 @@ def test_an_sts_service_fault_is_retried_a_refusal_is_not():
     refusal = attempt("AccessDenied", 403)
     assert type(refusal) is credential_errors.RoleAssumptionError
     assert not refusal.retryable
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../escape", "a/b", "a\\\\b"])
+def test_a_run_name_cannot_leave_the_output_folder(name):
+    from activities.extract import output_folder
+    from activities.models import StepRequest
+
+    request = StepRequest.model_construct(
+        step="tables", output_dir="/tmp/out", run_name=name
+    )
+    with pytest.raises(ApplicationError) as caught:
+        output_folder(request)
+    assert caught.value.type == "InvalidRunName"
+    assert caught.value.non_retryable

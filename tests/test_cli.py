@@ -71,3 +71,29 @@ def test_a_password_in_a_malformed_description_is_not_echoed(tmp_path):
     assert done.returncode == 1
     assert "password: Input should be a valid string" in done.stderr
     assert "hunter2-SECRET" not in done.stderr + done.stdout
+
+
+def test_check_stops_at_an_unsupported_source(tmp_path):
+    path = tmp_path / "connection.json"
+    path.write_text(json.dumps({**GOOD, "source": "vault"}))
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "check", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert lines[0].startswith("FAIL  connection description")
+    assert "credential source 'vault' is not supported" in lines[0]
+    assert "unexpected" not in done.stdout
+
+
+def test_run_says_when_temporal_cannot_be_reached(tmp_path):
+    done = run(tmp_path, GOOD)
+
+    assert done.returncode == 1
+    assert "cannot reach Temporal at 127.0.0.1:1" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -100,3 +100,21 @@ def test_escaped_spellings_of_a_value_are_masked_too():
     text = "\n".join(capture.lines)
     assert "token-with-newline" not in text
     assert text.count(MASK) == 2
+
+
+def test_a_worker_with_a_bad_cache_lifetime_refuses_to_start():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDFLOW_")}
+    env["CREDFLOW_KEYS"] = "k1:" + "A" * 43 + "="
+    env["CREDFLOW_SECRET_CACHE_SECONDS"] = "ten"
+    done = subprocess.run(
+        [sys.executable, "worker.py"],
+        cwd=ROOT,
+        env={**env, "CREDFLOW_TEMPORAL_ADDRESS": "127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "CREDFLOW_SECRET_CACHE_SECONDS must be a number of seconds" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -22,8 +22,9 @@ class LoginRetry(BaseModel):
 
     # Logins tried per step, rejected ones included: the lockout bound.
     max_attempts: int = Field(default=5, ge=1, le=100)
-    initial_seconds: float = Field(default=1.0, ge=0)
-    max_seconds: float = Field(default=30.0, ge=0)
+    # Above zero: a zero backoff would ask the store again in a tight loop.
+    initial_seconds: float = Field(default=1.0, gt=0)
+    max_seconds: float = Field(default=30.0, gt=0)
     multiplier: float = Field(default=2.0, ge=1)
     # How long a step waits in all for a version it has not tried yet.
     max_wait_seconds: float = Field(default=120.0, ge=0)

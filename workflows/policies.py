@@ -48,6 +48,7 @@ QUERY_RETRY = RetryPolicy(
         "LoginRejected",
         "CredentialExpired",
         "DatabaseNotFound",
+        "InvalidRunName",
         "InvalidSchemaFilter",
         "UnknownStep",
         "SealingError",

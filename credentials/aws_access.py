@@ -36,7 +36,7 @@ _NETWORK = (
 )
 
 _sessions: dict[tuple[Any, ...], boto3.session.Session] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a session build may make an STS client
 
 
 def describe_access(access: AwsAccess | None) -> str:
@@ -303,6 +303,20 @@ def assume_role(
         ) from None
 
 
+def sts_client(
+    session: boto3.session.Session, region: str, endpoint_url: str | None
+) -> Any:
+    """An STS client with credflow's time-outs, built under the sessions' lock.
+
+    boto3 sessions are not safe to build clients from in several threads at
+    once; the clients themselves are.
+    """
+    with _lock:
+        return session.client(
+            "sts", region_name=region, endpoint_url=endpoint_url, config=_STS_CONFIG
+        )
+
+
 def caller_identity(
     session: boto3.session.Session, region: str, sts_endpoint_url: str | None
 ) -> str | None:
@@ -311,9 +325,7 @@ def caller_identity(
     Best effort: it only enriches an error message, so no failure escapes.
     """
     try:
-        sts = session.client(
-            "sts", region_name=region, endpoint_url=sts_endpoint_url, config=_STS_CONFIG
-        )
+        sts = sts_client(session, region, sts_endpoint_url)
         return str(sts.get_caller_identity()["Arn"])
     except Exception:  # any failure: the message goes out without the identity
         return None

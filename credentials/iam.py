@@ -16,7 +16,7 @@ import botocore.exceptions
 from pydantic import SecretStr
 
 from credentials import errors, redaction
-from credentials.aws_access import assume_role
+from credentials.aws_access import assume_role, sts_client
 from credentials.models import IAM_TOKEN_LIFETIME_SECONDS
 
 
@@ -95,7 +95,7 @@ def role_session(
     A fresh assumption per resolution: the token it signs lives 15 minutes,
     far less than the role's credentials, so nothing here needs refreshing.
     """
-    sts = base.client("sts", region_name=region, endpoint_url=sts_endpoint_url)
+    sts = sts_client(base, region, sts_endpoint_url)
     credentials = assume_role(
         sts,
         role_arn=role_arn,

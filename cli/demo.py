@@ -89,7 +89,7 @@ async def run_demo(output: Path, stack, launched: float) -> int:
         _print("4. Rotating the password between the schemas and types steps ...")
         new_version = scene.rotate()
         _print(f"   new password set in PostgreSQL; new secret version {new_version}")
-        await handle.signal(SqlExtractionWorkflow.resume)
+        await handle.signal(SqlExtractionWorkflow.resume, handle.id)
         manifest = await handle.result()
 
     _summary(manifest, first_version, new_version, time.monotonic() - started)

@@ -38,9 +38,15 @@ def load_connection(path: str, *, offline_checks: bool = True) -> ConnectionDesc
     on its own line.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: a file saved with a byte-order mark reads the same.
+        text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise SystemExit(f"credflow: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SystemExit(
+            f"credflow: {path} is not UTF-8 text: save the connection description "
+            "as UTF-8 JSON"
+        ) from None
     try:
         connection = ConnectionDescription.model_validate_json(text)
         if offline_checks:
@@ -61,6 +67,7 @@ def load_connection(path: str, *, offline_checks: bool = True) -> ConnectionDesc
 
 async def _run(args: argparse.Namespace) -> int:
     from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import WorkflowAlreadyStartedError
 
     from activities.models import SchemaFilters
     from worker import TemporalSettings, connect
@@ -98,12 +105,18 @@ async def _run(args: argparse.Namespace) -> int:
             f"({type(exc).__name__}): check CREDFLOW_TEMPORAL_ADDRESS and that "
             "the server is up"
         ) from None
-    handle = await client.start_workflow(
-        SqlExtractionWorkflow.run,
-        request,
-        id=args.workflow_id or f"credflow-{uuid.uuid4()}",
-        task_queue=settings.task_queue,
-    )
+    try:
+        handle = await client.start_workflow(
+            SqlExtractionWorkflow.run,
+            request,
+            id=args.workflow_id or f"credflow-{uuid.uuid4()}",
+            task_queue=settings.task_queue,
+        )
+    except WorkflowAlreadyStartedError:
+        raise SystemExit(
+            f"credflow: a workflow with id {args.workflow_id!r} is already running "
+            "or was run: choose another --workflow-id, or leave it out"
+        ) from None
     _say(
         f"started workflow {handle.id} on task queue {settings.task_queue} "
         f"at {settings.address}"
@@ -185,13 +198,21 @@ def _codec_server(args: argparse.Namespace) -> int:
     from codec.server import DEFAULT_ORIGINS, CodecServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    server = CodecServer(
-        load_key_ring(),
-        host=args.host,
-        port=args.port,
-        origins=args.origin or DEFAULT_ORIGINS,
-        allow_encode=args.allow_encode,
-    )
+    try:
+        server = CodecServer(
+            load_key_ring(),
+            host=args.host,
+            port=args.port,
+            origins=args.origin or DEFAULT_ORIGINS,
+            allow_encode=args.allow_encode,
+        )
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a valid port"
+        print(
+            f"credflow: cannot listen on {args.host}:{args.port}: {reason}",
+            file=sys.stderr,
+        )
+        return 2
     print(f"codec endpoint on {server.url} (send the `credflow keys token` value)")
     server.serve_forever()
     return 0

@@ -7,6 +7,7 @@ that encrypts with a new key still decrypts what older keys wrote.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from temporalio.converter import (
 
 from credentials.errors import SealingError
 from credentials.sealing import KeyRing, install_key_ring
+
+log = logging.getLogger("credflow.codec")
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -58,10 +61,12 @@ class EncryptionCodec(PayloadCodec):
         if payload.metadata.get("encoding") != ENCODING:
             if self.accept_plain:
                 return payload
-            raise SealingError(
-                "a payload is not encrypted: start workflows and send signals with "
-                "a client that holds the workers' key ring (CREDFLOW_KEYS)"
-            )
+            # Only a key holder can make a payload a worker reads. A plain one
+            # (a workflow or signal from a client without the key ring) is
+            # read as empty: its workflow fails cleanly, a signal does nothing,
+            # and the run it was sent to is not stuck on it.
+            log.warning("read a payload that is not encrypted as empty")
+            return Payload(metadata={"encoding": b"binary/null"})
         try:
             key_id = payload.metadata.get(KEY_ID, b"").decode("ascii")
         except UnicodeDecodeError:

@@ -97,3 +97,52 @@ def test_run_says_when_temporal_cannot_be_reached(tmp_path):
     assert done.returncode == 1
     assert "cannot reach Temporal at 127.0.0.1:1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_description_with_a_byte_order_mark_reads_and_other_bytes_are_refused(
+    tmp_path,
+):
+    with_bom = tmp_path / "bom.json"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({**GOOD, "region": "x"}).encode())
+    done = run_file(with_bom)
+    assert "not a region name" in done.stderr or "contradicts" in done.stderr
+
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"\xff\xfe\x00")
+    done = run_file(garbage)
+    assert done.returncode == 1
+    assert "is not UTF-8 text" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def run_file(path):
+    env = {
+        **os.environ,
+        "CREDFLOW_KEYS": generate_key_text("k1"),
+        "CREDFLOW_TEMPORAL_ADDRESS": "127.0.0.1:1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "run", str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_codec_server_on_a_port_it_cannot_use_says_so():
+    env = {**os.environ, "CREDFLOW_KEYS": generate_key_text("k1")}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "codec-server", "--port", "70000"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "cannot listen on 127.0.0.1:70000" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -11,7 +11,6 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from codec.encryption import EncryptionCodec
 from codec.server import CodecServer
-from credentials.errors import SealingError
 from credentials.sealing import KeyRing
 
 RING = KeyRing.generate("k1")
@@ -112,8 +111,9 @@ def test_encode_is_off_unless_asked_for(server):
     assert json.loads(answer)["payloads"][0]["metadata"]["encoding"]
 
 
-def test_workers_refuse_a_plain_payload_the_endpoint_shows_it():
+def test_workers_read_a_plain_payload_as_empty_the_endpoint_shows_it():
     plain = Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')
-    with pytest.raises(SealingError, match="not encrypted"):
-        EncryptionCodec(RING).decode_one(plain)
+    emptied = EncryptionCodec(RING).decode_one(plain)
+    assert emptied.metadata["encoding"] == b"binary/null"
+    assert emptied.data == b""
     assert EncryptionCodec(RING, accept_plain=True).decode_one(plain) == plain

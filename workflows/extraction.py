@@ -62,9 +62,14 @@ class SqlExtractionWorkflow:
         self._current: str | None = None
 
     @workflow.signal
-    def resume(self) -> None:
+    def resume(self, workflow_id: str | None = None) -> None:
         """Let a run held by `pause_after_step` go on."""
-        self._resumed = True
+        # The run's own id, sent encrypted, proves the sender holds the key
+        # ring: a signal from anyone else arrives empty and changes nothing.
+        if workflow_id == workflow.info().workflow_id:
+            self._resumed = True
+        else:
+            workflow.logger.warning("ignored a resume signal without the run's id")
 
     @workflow.query
     def progress(self) -> list[StepRecord]:
@@ -76,7 +81,15 @@ class SqlExtractionWorkflow:
         return self._current
 
     @workflow.run
-    async def run(self, request: ExtractionRequest) -> ExtractionManifest:
+    async def run(self, request: ExtractionRequest | None) -> ExtractionManifest:
+        if request is None:
+            # The workers' codec empties a payload that is not encrypted.
+            raise ApplicationError(
+                "the workflow input is not encrypted with the workers' key ring: "
+                "start extractions with a client that holds CREDFLOW_KEYS",
+                type="UnencryptedInput",
+                non_retryable=True,
+            )
         info = workflow.info()
         started = workflow.now()
         run_name = request.run_name or info.workflow_id

@@ -121,7 +121,7 @@ async def test_a_rotation_between_steps_is_used_by_the_next_step(runner, fresh_l
     await paused(handle)
 
     after = fresh_login.rotate()
-    await handle.signal(SqlExtractionWorkflow.resume)
+    await handle.signal(SqlExtractionWorkflow.resume, handle.id)
     manifest = await handle.result()
 
     versions = {s.step: s.secret_version_id for s in manifest.steps}
@@ -153,7 +153,7 @@ async def test_a_rejected_login_resolves_again_and_succeeds(runner, fresh_login)
     # The database changes first; the secret follows a moment later.
     new_password = "rotated-" + fresh_login.password
     fresh_login.set_database_password(new_password)
-    await handle.signal(SqlExtractionWorkflow.resume)
+    await handle.signal(SqlExtractionWorkflow.resume, handle.id)
 
     async def rejected() -> bool:
         return await login_rejections(handle) >= 1

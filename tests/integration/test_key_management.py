@@ -73,7 +73,7 @@ async def test_a_run_started_under_key_1_finishes_on_a_ring_that_encrypts_with_k
     blind = build_worker(blind_client, task_queue=queue)
     blind_run = asyncio.create_task(blind.run())
     await blind_client.get_workflow_handle(handle.id).signal(
-        SqlExtractionWorkflow.resume
+        SqlExtractionWorkflow.resume, handle.id
     )
 
     converter = data_converter(new_ring)

@@ -99,7 +99,7 @@ async def test_canary_secrets_never_reach_history_logs_or_cli(
     )
     await paused(handle)
     fresh_login.set_database_password(canaries[1])
-    await handle.signal(SqlExtractionWorkflow.resume)
+    await handle.signal(SqlExtractionWorkflow.resume, handle.id)
 
     async def rejected() -> bool:
         return await login_rejections(handle) >= 1

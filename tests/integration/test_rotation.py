@@ -48,7 +48,7 @@ async def test_a_step_inside_the_rotation_window_goes_on_with_awspending(
     # and AWSCURRENT still points at the old one until finishSecret.
     token, user, password = rotator.create_secret()
     rotator.set_secret(user, password)
-    await handle.signal(SqlExtractionWorkflow.resume)
+    await handle.signal(SqlExtractionWorkflow.resume, handle.id)
     manifest = await asyncio.wait_for(handle.result(), timeout=60)
     rotator.finish_secret(token)
 
@@ -87,7 +87,7 @@ async def test_alternating_users_switch_without_a_rejected_login(runner, pg, mot
     handle = await runner.start(app.connection(), pause_after_step="schemas")
     await paused(handle)
     second = rotator.rotate()  # the secret now names the clone user
-    await handle.signal(SqlExtractionWorkflow.resume)
+    await handle.signal(SqlExtractionWorkflow.resume, handle.id)
     manifest = await asyncio.wait_for(handle.result(), timeout=60)
 
     # The first user's password did not change, so the old version still
@@ -103,7 +103,7 @@ async def test_alternating_users_switch_without_a_rejected_login(runner, pg, mot
     handle = await runner.start(app.connection(), pause_after_step="preflight")
     await paused(handle, "preflight")
     third = rotator.rotate()
-    await handle.signal(SqlExtractionWorkflow.resume)
+    await handle.signal(SqlExtractionWorkflow.resume, handle.id)
     manifest = await asyncio.wait_for(handle.result(), timeout=60)
     assert manifest.steps[-1].secret_version_id == third
     assert manifest.failed_logins <= 1

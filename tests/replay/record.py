@@ -84,7 +84,7 @@ async def record(stack: Stack, ring: KeyRing, output: Path) -> dict[str, str]:
         handle = await start("rotation", request(pause_after_step="schemas"))
         await _wait(lambda: paused(handle))
         scene.rotate()
-        await handle.signal(SqlExtractionWorkflow.resume)
+        await handle.signal(SqlExtractionWorkflow.resume, handle.id)
         await handle.result()
         ids["rotation"] = handle.id
 
@@ -95,7 +95,7 @@ async def record(stack: Stack, ring: KeyRing, output: Path) -> dict[str, str]:
         await _wait(lambda: paused(handle))
         password = scenario.new_password()
         scene.set_database_password(password)
-        await handle.signal(SqlExtractionWorkflow.resume)
+        await handle.signal(SqlExtractionWorkflow.resume, handle.id)
 
         async def rejected() -> bool:
             return await _rejections(handle) >= 1

@@ -190,3 +190,13 @@ def test_a_secret_named_after_kms_is_not_a_kms_error():
     )
     assert type(busy) is errors.SecretStoreUnavailableError
     assert busy.retryable
+
+
+def test_the_resolve_retry_policy_retries_exactly_the_transient_errors():
+    from workflows.policies import RESOLVE_RETRY
+
+    never = set(RESOLVE_RETRY.non_retryable_error_types)
+    assert "SecretStoreThrottledError" not in never
+    assert "SecretStoreUnavailableError" not in never
+    for name in ("KeyNameError", "RoleAssumptionError", "SecretNotFoundError"):
+        assert name in never

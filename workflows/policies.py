@@ -6,26 +6,25 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-# Resolution errors that no retry can fix: they need the user to change something.
-NON_RETRYABLE_RESOLUTION_ERRORS = [
-    "InvalidConnectionError",
-    "UnsupportedSourceError",
-    "MalformedArnError",
-    "RegionMismatchError",
-    "SecretNotFoundError",
-    "VersionNotFoundError",
-    "SecretAccessDeniedError",
-    "SecretScheduledForDeletionError",
-    "KmsDecryptionError",
-    "AwsIdentityError",
-    "SecretFormatError",
-    "KeyNameError",
-    "CredentialValueError",
-    "SecretStoreClientError",
-    "SealingError",
-    "KeyRingError",
-    "CredentialError",
-]
+from credentials.errors import CredentialError
+
+
+def _no_retry_can_fix(base: type[CredentialError]) -> list[str]:
+    """Every resolution error type that needs the user to change something.
+
+    The resolve activity already marks these non-retryable; naming them in the
+    policy as well keeps that true for an error raised some other way.
+    """
+    found, stack = set(), [base]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if not cls.retryable:
+            found.add(cls.__name__)
+    return sorted(found)
+
+
+NON_RETRYABLE_RESOLUTION_ERRORS = _no_retry_can_fix(CredentialError)
 
 # Throttling and transient network or service faults: retried with backoff.
 RESOLVE_RETRY = RetryPolicy(

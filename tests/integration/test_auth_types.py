@@ -187,7 +187,18 @@ def test_iam_role_token_is_signed_by_the_assumed_roles_credentials(aws, monkeypa
     verify_token(token, assumed["SecretAccessKey"])
 
 
-def test_each_resolution_makes_a_fresh_token(aws):
+def test_each_resolution_makes_a_fresh_token(aws, monkeypatch):
+    from credentials import iam
+
+    made = []
+    real = iam.generate_token
+
+    def counting(*args, **kwargs):
+        token = real(*args, **kwargs)
+        made.append(token)
+        return token
+
+    monkeypatch.setattr(iam, "generate_token", counting)
     arn = _secret(aws, {"u": "app", "a": "AKIAEXAMPLEEXAMPLE01", "s": "x" * 40})
     fields = dict(
         secret_arn=arn,
@@ -198,7 +209,10 @@ def test_each_resolution_makes_a_fresh_token(aws):
     )
     first = _resolve(**fields)
     second = _resolve(**fields)
-    assert second.read_at >= first.read_at
+    # One token signed per resolution, none reused from an earlier one.
+    assert len(made) == 2
+    assert first.password.get_secret_value() == made[0].token
+    assert second.password.get_secret_value() == made[1].token
     assert second.expires_at >= first.expires_at
 
 

@@ -23,9 +23,7 @@ GOOD = {
 }
 
 
-def run(tmp_path, description: dict) -> subprocess.CompletedProcess:
-    path = tmp_path / "connection.json"
-    path.write_text(json.dumps(description))
+def run_file(path) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "CREDFLOW_KEYS": generate_key_text("k1"),
@@ -42,6 +40,12 @@ def run(tmp_path, description: dict) -> subprocess.CompletedProcess:
         timeout=60,
         check=False,
     )
+
+
+def run(tmp_path, description: dict) -> subprocess.CompletedProcess:
+    path = tmp_path / "connection.json"
+    path.write_text(json.dumps(description))
+    return run_file(path)
 
 
 @pytest.mark.parametrize(
@@ -113,23 +117,6 @@ def test_a_description_with_a_byte_order_mark_reads_and_other_bytes_are_refused(
     assert done.returncode == 1
     assert "is not UTF-8 text" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-def run_file(path):
-    env = {
-        **os.environ,
-        "CREDFLOW_KEYS": generate_key_text("k1"),
-        "CREDFLOW_TEMPORAL_ADDRESS": "127.0.0.1:1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "run", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_codec_server_on_a_port_it_cannot_use_says_so():

@@ -4,6 +4,7 @@ import atexit
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -231,6 +232,7 @@ class ManagedService:
     """What the embedded servers share: one child process, a with-block lifetime."""
 
     _process: GroupProcess | None = None
+    base_dir: Path | None = None
 
     @property
     def running(self) -> bool:
@@ -245,6 +247,13 @@ class ManagedService:
 
     def stop(self) -> None:
         raise NotImplementedError
+
+    def _discard_folder(self) -> None:
+        """Delete the service's temporary folder; the at-exit net is not needed."""
+        base, self.base_dir = self.base_dir, None
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
+        forget_at_exit(self)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -4,7 +4,6 @@ import importlib.util
 import json
 import logging
 import math
-import shutil
 import sys
 import tempfile
 import time
@@ -20,7 +19,6 @@ from services._process import (
     GroupProcess,
     ManagedService,
     clean_env,
-    forget_at_exit,
     lost_port_race,
     stop_at_exit,
     wait_until_ready,
@@ -100,10 +98,7 @@ class MotoServer(ManagedService):
             if process is not None:
                 process.stop(grace=5.0)
         finally:
-            base, self.base_dir = self.base_dir, None
-            if base is not None:
-                shutil.rmtree(base, ignore_errors=True)
-            forget_at_exit(self)
+            self._discard_folder()
 
     def _start_server(self) -> None:
         assert self.base_dir is not None

@@ -21,7 +21,6 @@ from services._process import (
     GroupProcess,
     ManagedService,
     clean_env,
-    forget_at_exit,
     lost_port_race,
     read_tail,
     stop_at_exit,
@@ -165,10 +164,7 @@ class PostgresCluster(ManagedService):
             if process is not None:
                 _shut_down(process, self.data_dir)
         finally:
-            base, self.base_dir = self.base_dir, None
-            if base is not None:
-                shutil.rmtree(base, ignore_errors=True)
-            forget_at_exit(self)
+            self._discard_folder()
 
     @property
     def pid(self) -> int | None:

@@ -19,7 +19,6 @@ from services._process import (
     GroupProcess,
     ManagedService,
     clean_env,
-    forget_at_exit,
     lost_port_race,
     port_is_open,
     stop_at_exit,
@@ -125,10 +124,7 @@ class TemporalDevServer(ManagedService):
                 # exits within a second or two either way.
                 process.stop(grace=10.0)
         finally:
-            base, self.base_dir = self.base_dir, None
-            if base is not None:
-                shutil.rmtree(base, ignore_errors=True)
-            forget_at_exit(self)
+            self._discard_folder()
 
     def _start_server(self, executable: Path) -> None:
         assert self.base_dir is not None
